@@ -1,0 +1,33 @@
+"""What every model builder returns: the module plus how to feed it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from isp_lib.data.base import Split
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class ModelBundle:
+    """A classifier ready for the trainer.
+
+    Attributes:
+        model: ``model(**inputs) -> logits`` of shape (batch, num_labels), where ``inputs`` is a
+            collated batch without its ``"labels"`` entry.
+        family: ``"bert"`` or ``"clip"``; selects the prunable scope (``isp_lib.scope``).
+        make_dataset: turns a raw :class:`~isp_lib.data.base.Split` into a torch ``Dataset``
+            whose items are dicts of tensors including ``"labels"``.
+        collate: stacks/pads a list of such items into a :data:`Batch`.
+    """
+
+    model: nn.Module
+    family: str
+    make_dataset: Callable[[Split], Dataset]
+    collate: Callable[[list[dict[str, torch.Tensor]]], Batch]

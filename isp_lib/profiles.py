@@ -1,0 +1,149 @@
+"""Run profiles: how big the models and data are, and the hyperparameters used at that scale.
+
+``smoke``: tiny random-init models on a few dozen examples (seconds; CI).
+``cpu``: the real offline pretrained all-MiniLM-L6-v2 on real data (minutes on 2 cores).
+``paper``: CLIP ViT-B/32 and BERT-base with the paper's Table 1 hyperparameters (a GPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+from isp_lib.errors import UserError
+
+
+@dataclass(frozen=True)
+class Hparams:
+    """Training and pruning hyperparameters shared by every method.
+
+    Attributes:
+        lr: peak AdamW learning rate (linear warmup, then linear decay to zero).
+        weight_decay: AdamW (decoupled) weight decay.
+        epochs: training budget T of one full fine-tune, in epochs of the train split.
+        batch_size: examples per optimizer step.
+        warmup_frac: share of the budget spent in linear warmup.
+        max_grad_norm: gradient clipping norm (0 disables clipping).
+        rate: share of the *remaining* prunable weights removed per pruning call (the paper's s).
+        lookahead_steps: ISP look-ahead steps per denoiser (the paper's C).
+        denoisers: ISP look-ahead copies per denoised prune (the paper's N).
+        seed_frac: ISP seed share of an epoch, t; round i trains t*(i+1) epochs.
+        adjust_gap: ISP prunes straight to the target once within this many points of it.
+        evals_per_epoch: validation evaluations per epoch of the final fine-tune (best kept).
+    """
+
+    lr: float
+    weight_decay: float
+    epochs: float
+    batch_size: int
+    warmup_frac: float = 0.06
+    max_grad_norm: float = 1.0
+    rate: float = 0.1
+    lookahead_steps: int = 30
+    denoisers: int = 4
+    seed_frac: float = 0.075
+    adjust_gap: float = 0.05
+    evals_per_epoch: int = 1
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A scale at which the kit runs.
+
+    Attributes:
+        name: ``smoke``, ``cpu`` or ``paper``.
+        tiny: build tiny random-init models of each family instead of the real checkpoints.
+        max_train: cap on training examples taken from the official train split (None: all).
+        max_test: cap on test examples (None: all).
+        val_fraction: share of the (capped) train split carved off as validation.
+        max_val: cap on the validation split size (None: no cap).
+        max_len: maximum token length for text models.
+        hparams: hyperparameters per model family (``"bert"``, ``"clip"``).
+    """
+
+    name: str
+    tiny: bool
+    max_train: int | None
+    max_test: int | None
+    val_fraction: float
+    max_val: int | None
+    max_len: int
+    hparams: dict[str, Hparams] = field(default_factory=dict)
+
+    def hparams_for(self, family: str, overrides: dict[str, object] | None = None) -> Hparams:
+        """Return the hyperparameters for ``family`` with ``overrides`` applied.
+
+        Args:
+            family: model family (``"bert"`` or ``"clip"``).
+            overrides: field name -> value; values are cast to the field's type.
+
+        Returns:
+            The resolved :class:`Hparams`.
+        """
+        base = self.hparams[family]
+        if not overrides:
+            return base
+        known = {f.name: f for f in fields(Hparams)}
+        cast: dict[str, object] = {}
+        for key, value in overrides.items():
+            if key not in known:
+                raise UserError(
+                    f"unknown hyperparameter '{key}': use one of {', '.join(sorted(known))}"
+                )
+            typ = type(getattr(base, key))
+            try:
+                cast[key] = typ(value)
+            except (TypeError, ValueError):
+                raise UserError(f"hyperparameter {key}={value!r} is not a {typ.__name__}") from None
+        return replace(base, **cast)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", tiny=True, max_train=96, max_test=48, val_fraction=0.25, max_val=None,
+        max_len=32,
+        hparams={
+            "bert": Hparams(lr=1e-3, weight_decay=0.0, epochs=2, batch_size=16, rate=0.3,
+                            lookahead_steps=2, denoisers=2, seed_frac=0.2),
+            "clip": Hparams(lr=1e-3, weight_decay=0.1, epochs=2, batch_size=16, rate=0.3,
+                            lookahead_steps=2, denoisers=2, seed_frac=0.2),
+        },
+    ),
+    "cpu": Profile(
+        name="cpu", tiny=False, max_train=None, max_test=None, val_fraction=0.15, max_val=None,
+        max_len=96,
+        hparams={
+            "bert": Hparams(lr=1e-4, weight_decay=0.0, epochs=5, batch_size=16, rate=0.2,
+                            lookahead_steps=6, denoisers=4, seed_frac=0.1),
+            "clip": Hparams(lr=1e-5, weight_decay=0.1, epochs=2, batch_size=32, rate=0.15,
+                            lookahead_steps=10, denoisers=5, seed_frac=0.075),
+        },
+    ),
+    # Table 1 of the paper.
+    "paper": Profile(
+        name="paper", tiny=False, max_train=None, max_test=None, val_fraction=0.05,
+        max_val=5000, max_len=128,
+        hparams={
+            "bert": Hparams(lr=2e-5, weight_decay=0.0, epochs=10, batch_size=32, rate=0.10,
+                            lookahead_steps=30, denoisers=4),
+            "clip": Hparams(lr=1e-5, weight_decay=0.1, epochs=22, batch_size=128, rate=0.15,
+                            lookahead_steps=50, denoisers=5),
+        },
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """Look up a profile by name.
+
+    Args:
+        name: ``smoke``, ``cpu`` or ``paper``.
+
+    Returns:
+        The :class:`Profile`.
+    """
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise UserError(
+            f"unknown profile '{name}': use one of {', '.join(PROFILES)}"
+        ) from None
