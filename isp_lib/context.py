@@ -1,0 +1,203 @@
+"""What a pruning method works with: the model, data, budget, mask, ledger and checkpoints.
+
+Methods are written as plain loops that record how far they got in ``ctx.progress`` and call
+:meth:`RunContext.save` at safe points. On resume the runner restores the model, mask, ledger,
+progress, weight snapshots, the random state and the trainer that was running, so a resumed
+run continues exactly where the interrupted one stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from isp_lib.masks import Mask
+from isp_lib.profiles import Hparams
+from isp_lib.scope import prunable_params
+from isp_lib.train import Collate, Ledger, Trainer, evaluate
+
+
+@dataclass
+class RunContext:
+    """Everything a method needs; see the module docstring.
+
+    Attributes:
+        model: the network being pruned (on ``device``).
+        family: scope family (``bert``, ``clip``, ``linear``).
+        train_set, val_set: encoded training and validation examples.
+        collate: batches examples.
+        metric: validation metric name.
+        hp: hyperparameters.
+        sparsity: target share of pruned weights over the prunable scope.
+        seed: run seed.
+        device: where everything runs.
+        bf16: bf16 autocast on CUDA.
+        ledger: training cost.
+        mask: the current mask (dense at the start).
+        progress: JSON-ready dict of how far the method got (persisted).
+        stash: named weight snapshots (persisted), e.g. ``"init"`` or ``"best"``.
+        save_fn: writes a checkpoint payload; None disables checkpoints.
+    """
+
+    model: nn.Module
+    family: str
+    train_set: Dataset
+    val_set: Dataset
+    collate: Collate
+    metric: str
+    hp: Hparams
+    sparsity: float
+    seed: int
+    device: torch.device
+    bf16: bool = False
+    ledger: Ledger = field(default_factory=Ledger)
+    mask: Mask | None = None
+    progress: dict = field(default_factory=dict)
+    stash: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    save_fn: Callable[[dict], None] | None = None
+    _pending_trainer: dict | None = None
+
+    def __post_init__(self) -> None:
+        self.params = prunable_params(self.model, self.family)
+        if self.mask is None:
+            self.mask = Mask.ones_like(self.params)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one pass over the training split."""
+        return max(1, math.ceil(len(self.train_set) / self.hp.batch_size))
+
+    @property
+    def budget(self) -> int:
+        """T: optimizer steps of one full fine-tune (``hp.epochs`` epochs)."""
+        return max(1, round(self.hp.epochs * self.steps_per_epoch))
+
+    def make_trainer(
+        self,
+        key: str,
+        *,
+        total_steps: int | None = None,
+        lr: float | None = None,
+        weight_decay: float | None = None,
+        model: nn.Module | None = None,
+        indices: np.ndarray | None = None,
+        constant_lr: bool = False,
+        seed_offset: int = 0,
+        start_step: int = 0,
+    ) -> Trainer:
+        """A trainer on the current mask; restores its state if a checkpoint holds ``key``.
+
+        Args:
+            key: unique name of this trainer within the run (e.g. ``"main"``, ``"round-2"``).
+            total_steps: schedule length (default: the budget T).
+            lr, weight_decay: override the profile's values.
+            model: train this module instead of ``self.model`` (look-ahead copies).
+            indices: restrict to these training examples.
+            constant_lr: no schedule (look-aheads).
+            seed_offset: added to the run seed for the batch stream.
+            start_step: begin the schedule at this step (rewinding).
+
+        Returns:
+            The :class:`Trainer`, with ``trainer.key == key``.
+        """
+        total = self.budget if total_steps is None else total_steps
+        trainer = Trainer(
+            model or self.model, self.train_set, self.collate,
+            lr=self.hp.lr if lr is None else lr,
+            weight_decay=self.hp.weight_decay if weight_decay is None else weight_decay,
+            batch_size=self.hp.batch_size, total_steps=total,
+            warmup_steps=round(self.hp.warmup_frac * total),
+            max_grad_norm=self.hp.max_grad_norm, seed=self.seed * 1000 + seed_offset,
+            ledger=self.ledger, device=self.device, indices=indices,
+            constant_lr=constant_lr, bf16=self.bf16,
+        )
+        trainer.key = key
+        if start_step:
+            trainer.skip_to(start_step)
+        if self._pending_trainer is not None and self._pending_trainer["key"] == key:
+            trainer.load_state_dict(self._pending_trainer["state"])
+            self._pending_trainer = None
+        trainer.set_mask(self.mask)
+        return trainer
+
+    def set_mask(self, mask: Mask, trainer: Trainer | None = None) -> None:
+        """Adopt ``mask``: zero the pruned weights, and enforce it in ``trainer`` if given."""
+        self.mask = mask
+        mask.apply_(self.params)
+        if trainer is not None:
+            trainer.set_mask(mask)
+
+    def snapshot(self, name: str) -> None:
+        """Keep a copy of the current weights under ``name`` (persisted in checkpoints)."""
+        self.stash[name] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def restore(self, name: str) -> None:
+        """Load the weights kept under ``name`` into the model (the mask is re-applied)."""
+        self.model.load_state_dict(self.stash[name])
+        self.mask.apply_(self.params)
+
+    def evaluate_val(self) -> float:
+        """The metric on the validation split."""
+        return evaluate(self.model, self.val_set, self.collate, self.metric, self.device,
+                        bf16=self.bf16)
+
+    def finetune(self, trainer: Trainer, end_step: int, phase: str = "finetune") -> float:
+        """Train until ``trainer.step_count == end_step``, keeping the best weights on validation.
+
+        Validation runs ``hp.evals_per_epoch`` times per epoch and once at the end; a checkpoint
+        is written after each evaluation. The best weights are loaded at the end.
+
+        Returns:
+            The best validation metric.
+        """
+        every = max(1, self.steps_per_epoch // max(1, self.hp.evals_per_epoch))
+        evals = self.progress.setdefault("evals", [])
+        while trainer.step_count < end_step or not evals:
+            n = min(every, end_step - trainer.step_count)
+            if n > 0:
+                trainer.train(n, phase, desc=f"{phase} {trainer.step_count}/{end_step}")
+            val = self.evaluate_val()
+            evals.append([trainer.step_count, val])
+            if "best_val" not in self.progress or val > self.progress["best_val"]:
+                self.progress["best_val"] = val
+                self.progress["best_step"] = trainer.step_count
+                self.snapshot("best")
+            self.save(trainer)
+        self.restore("best")
+        return self.progress["best_val"]
+
+    def save(self, trainer: Trainer | None = None) -> None:
+        """Write a checkpoint (no-op without ``save_fn``)."""
+        if self.save_fn is None:
+            return
+        payload = {
+            "model": self.model.state_dict(),
+            "mask": {n: m.cpu() for n, m in self.mask.items()},
+            "ledger": self.ledger.to_dict(),
+            "progress": self.progress,
+            "stash": self.stash,
+            "trainer": None if trainer is None else {"key": trainer.key,
+                                                     "state": trainer.state_dict()},
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+        self.save_fn(payload)
+
+    def load(self, payload: dict) -> None:
+        """Restore a checkpoint written by :meth:`save`."""
+        self.model.load_state_dict(payload["model"])
+        self.mask = Mask({n: m.to(self.device) for n, m in payload["mask"].items()})
+        self.mask.check_fits(self.params)
+        self.ledger = Ledger.from_dict(payload["ledger"])
+        self.progress = payload["progress"]
+        self.stash = payload["stash"]
+        self._pending_trainer = payload["trainer"]
+        torch.set_rng_state(payload["rng"])
+        if payload["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(payload["cuda_rng"])

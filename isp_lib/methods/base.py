@@ -1,0 +1,69 @@
+"""The method interface and the parsing of method options from ``--set key=value``."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, ClassVar
+
+from isp_lib.context import RunContext
+from isp_lib.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    """A method without options of its own."""
+
+
+class Method:
+    """A pruning (or soup) method: prunes ``ctx.model`` to ``ctx.sparsity`` and fine-tunes it.
+
+    Subclasses set ``name``, ``summary`` (one line for ``isp run --help``), ``Options`` (a frozen
+    dataclass of method-specific settings) and implement :meth:`run`. On return, ``ctx.model``
+    holds the selected (best-on-validation) weights and ``ctx.mask`` the final mask.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+
+    def run(self, ctx: RunContext, opts: Any) -> None:
+        """Prune and fine-tune; see the class docstring."""
+        raise NotImplementedError
+
+    def check(self, sparsity: float, opts: Any) -> None:
+        """Refuse settings this method cannot honour (raise :class:`UserError`)."""
+
+
+def _cast(value: str, typ: Any, key: str) -> Any:
+    origin = typing.get_origin(typ)
+    try:
+        if origin is tuple:
+            (inner, *_rest) = typing.get_args(typ)
+            return tuple(_cast(v, inner, key) for v in value.split(",") if v.strip())
+        if typ is bool:
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return value.lower() in ("true", "1", "yes")
+        return typ(value)
+    except (TypeError, ValueError):
+        raise UserError(f"option {key}={value!r} does not parse as {typ}") from None
+
+
+def option_names(options_cls: type) -> list[str]:
+    """Names of a method's options."""
+    return [f.name for f in dataclasses.fields(options_cls)]
+
+
+def parse_options(options_cls: type, raw: dict[str, str]) -> Any:
+    """Build a method's options from strings, casting each to its declared type.
+
+    Args:
+        options_cls: the method's ``Options`` dataclass.
+        raw: option name -> string value (only this method's options).
+
+    Returns:
+        An ``options_cls`` instance.
+    """
+    hints = typing.get_type_hints(options_cls)
+    return options_cls(**{k: _cast(v, hints[k], k) for k, v in raw.items()})

@@ -1,0 +1,51 @@
+"""Iterative magnitude pruning with rewinding to the pretrained weights (LTH / IMP)."""
+
+from __future__ import annotations
+
+from isp_lib.context import RunContext
+from isp_lib.masks import global_magnitude_prune, magnitude_prune_to, rounds_to_reach
+from isp_lib.methods.base import Method
+
+
+class IMP(Method):
+    """Lottery tickets by IMP (Frankle & Carbin 2019; Chen et al. 2020 for pretrained BERT).
+
+    Each round fine-tunes for the full budget T from the rewind point with the current mask,
+    then prunes a share s (``hp.rate``) of the remaining weights by global magnitude; the last
+    round prunes straight to the exact target. The ticket (mask on the rewind weights) is then
+    fine-tuned once more for T with validation selection. Cost: (R + 1) x T steps. Here the
+    rewind point is the pretrained weights (step 0); :class:`LTHRewind` rewinds to an early step.
+    """
+
+    name = "imp"
+    summary = "IMP/LTH: R full fine-tunes, prune s each, rewind to the pretrained weights"
+
+    def rewind_step(self, ctx: RunContext, opts: object) -> int:
+        """The step whose weights every round restarts from (0: the pretrained weights)."""
+        return 0
+
+    def run(self, ctx: RunContext, opts: object) -> None:
+        rounds = rounds_to_reach(ctx.sparsity, ctx.hp.rate)
+        rewind = self.rewind_step(ctx, opts)
+        if "init" not in ctx.stash:
+            ctx.snapshot("init")
+            ctx.save()
+        for r in range(ctx.progress.get("round", 0), rounds):
+            key = f"round-{r}"
+            trainer = ctx.make_trainer(key, start_step=rewind if r else 0)
+            if r == 0 and rewind and "rewind" not in ctx.stash:
+                trainer.train(rewind, "train", desc="imp round 1 (to rewind point)")
+                ctx.snapshot("rewind")
+                ctx.save(trainer)
+            trainer.train(ctx.budget - trainer.step_count, "train",
+                          desc=f"imp round {r + 1}/{rounds}")
+            if r == rounds - 1:
+                mask = magnitude_prune_to(ctx.params, ctx.mask, ctx.sparsity)
+            else:
+                mask = global_magnitude_prune(ctx.params, ctx.mask, ctx.hp.rate)
+            ctx.mask = mask
+            ctx.restore("rewind" if rewind else "init")
+            ctx.progress["round"] = r + 1
+            ctx.save()
+        trainer = ctx.make_trainer("final", start_step=rewind)
+        ctx.finetune(trainer, ctx.budget)

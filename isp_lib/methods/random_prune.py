@@ -1,0 +1,25 @@
+"""Random pruning at the start, then fine-tuning (the paper's "Random" row)."""
+
+from __future__ import annotations
+
+import torch
+
+from isp_lib.context import RunContext
+from isp_lib.masks import random_prune_to
+from isp_lib.methods.base import Method, NoOptions
+
+
+class RandomPruning(Method):
+    """Remove a uniformly random set of weights (exact count, global) from the pretrained model,
+    then fine-tune the subnetwork for the budget T."""
+
+    name = "random"
+    summary = "random global mask at the target, then fine-tune (baseline)"
+
+    def run(self, ctx: RunContext, opts: NoOptions) -> None:
+        if "pruned" not in ctx.progress:
+            gen = torch.Generator().manual_seed(ctx.seed)
+            ctx.set_mask(random_prune_to(ctx.mask, ctx.sparsity, gen))
+            ctx.progress["pruned"] = True
+        trainer = ctx.make_trainer("final")
+        ctx.finetune(trainer, ctx.budget)

@@ -1,0 +1,336 @@
+"""A budgeted trainer: AdamW, linear warmup/decay, clipping, masks kept exact, a cost ledger.
+
+Pruned weights stay exactly zero without a dense re-multiply in the forward pass: after each
+backward the gradients of pruned entries are zeroed (so clipping sees the sparse model's
+gradient norm), and after each optimizer step the pruned entries are zeroed again (AdamW's
+moments from before a prune, and nothing else, could move them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from isp_lib.masks import Mask
+
+Collate = Callable[[list[dict[str, torch.Tensor]]], dict[str, torch.Tensor]]
+
+
+@dataclass
+class Ledger:
+    """Training cost counted in optimizer steps and samples seen, per phase.
+
+    Attributes:
+        steps: optimizer steps over all phases (main training and look-aheads alike).
+        samples: training examples seen over all phases.
+        phases: phase name -> {"steps": ..., "samples": ...}.
+    """
+
+    steps: int = 0
+    samples: int = 0
+    phases: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, phase: str, steps: int, samples: int) -> None:
+        """Record ``steps`` optimizer steps over ``samples`` examples under ``phase``."""
+        self.steps += steps
+        self.samples += samples
+        entry = self.phases.setdefault(phase, {"steps": 0, "samples": 0})
+        entry["steps"] += steps
+        entry["samples"] += samples
+
+    def to_dict(self) -> dict:
+        """A JSON-ready copy."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Ledger:
+        """Inverse of :meth:`to_dict`."""
+        return cls(steps=d["steps"], samples=d["samples"],
+                   phases={k: dict(v) for k, v in d["phases"].items()})
+
+
+class BatchStream:
+    """Deterministic, resumable stream of index batches: shuffled epochs over ``indices``.
+
+    Args:
+        indices: example indices to draw from (a subset for look-aheads, all for training).
+        batch_size: indices per batch; batches run on across epoch ends, so every batch is full.
+        seed: seed of the private generator.
+    """
+
+    def __init__(self, indices: np.ndarray | list[int], batch_size: int, seed: int) -> None:
+        self.indices = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
+        self.batch_size = batch_size
+        self.gen = torch.Generator().manual_seed(seed)
+        self.perm = torch.empty(0, dtype=torch.int64)
+        self.pos = 0
+
+    def next(self) -> list[int]:
+        """The next batch of example indices."""
+        out: list[torch.Tensor] = []
+        need = self.batch_size
+        while need:
+            if self.pos >= len(self.perm):
+                self.perm = self.indices[torch.randperm(len(self.indices), generator=self.gen)]
+                self.pos = 0
+            take = self.perm[self.pos:self.pos + need]
+            self.pos += len(take)
+            need -= len(take)
+            out.append(take)
+        return torch.cat(out).tolist()
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue the stream exactly."""
+        return {"gen": self.gen.get_state(), "perm": self.perm.clone(), "pos": self.pos}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore a :meth:`state_dict`."""
+        self.gen.set_state(state["gen"])
+        self.perm = state["perm"].clone()
+        self.pos = int(state["pos"])
+
+
+def linear_schedule(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """LR multiplier: linear warmup to 1, then linear decay to 0 at ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return factor
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for classification, mean squared error for regression (1 output)."""
+    if logits.shape[-1] == 1:
+        return F.mse_loss(logits.squeeze(-1).float(), labels.float())
+    return F.cross_entropy(logits.float(), labels)
+
+
+def move(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Put every tensor of a batch on ``device``."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when asked for; a no-op otherwise."""
+    if bf16 and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class Trainer:
+    """Trains ``model`` for a counted number of AdamW steps under a linear schedule.
+
+    Args:
+        model: the network (already on ``device``).
+        dataset: training examples (dicts of tensors with ``"labels"``).
+        collate: batches a list of examples.
+        lr: peak learning rate.
+        weight_decay: decoupled weight decay (AdamW).
+        batch_size: examples per step.
+        total_steps: length of the linear schedule (its end is where the LR reaches zero).
+        warmup_steps: linear warmup length.
+        max_grad_norm: clip norm; 0 disables clipping.
+        seed: seed of the batch stream.
+        ledger: where steps and samples are counted.
+        device: where the model lives.
+        indices: restrict training to these example indices (default: all).
+        constant_lr: keep ``lr`` fixed (look-aheads) instead of the linear schedule.
+        bf16: bf16 autocast on CUDA.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        dataset: Dataset,
+        collate: Collate,
+        *,
+        lr: float,
+        weight_decay: float,
+        batch_size: int,
+        total_steps: int,
+        warmup_steps: int,
+        max_grad_norm: float,
+        seed: int,
+        ledger: Ledger,
+        device: torch.device,
+        indices: np.ndarray | None = None,
+        constant_lr: bool = False,
+        bf16: bool = False,
+    ) -> None:
+        self.model = model
+        self.dataset = dataset
+        self.collate = collate
+        self.batch_size = batch_size
+        self.total_steps = total_steps
+        self.max_grad_norm = max_grad_norm
+        self.ledger = ledger
+        self.device = device
+        self.bf16 = bf16
+        self.step_count = 0
+        self.mask: Mask | None = None
+        self._masked: list[tuple[torch.Tensor, torch.Tensor]] = []
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        factor = (lambda _s: 1.0) if constant_lr else linear_schedule(total_steps, warmup_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        idx = np.arange(len(dataset)) if indices is None else indices
+        self.stream = BatchStream(idx, batch_size, seed)
+
+    def set_mask(self, mask: Mask | None) -> None:
+        """Enforce ``mask`` from now on and zero the pruned weights right away.
+
+        Also clears AdamW's moments at pruned entries, so that nothing pushes them back.
+        """
+        self.mask = mask
+        self._masked = []
+        if mask is None:
+            return
+        params = dict(self.model.named_parameters())
+        mask.check_fits({n: params[n] for n in mask if n in params})
+        with torch.no_grad():
+            for name, m in mask.items():
+                p = params[name]
+                p.mul_(m)
+                for buf in self.optimizer.state.get(p, {}).values():
+                    if torch.is_tensor(buf) and buf.shape == p.shape:
+                        buf.mul_(m)
+                self._masked.append((p, m))
+
+    def skip_to(self, step: int) -> None:
+        """Start the schedule at ``step`` (rewinding continues a schedule mid-way)."""
+        self.scheduler.last_epoch = step
+        for group, base, f in zip(self.optimizer.param_groups, self.scheduler.base_lrs,
+                                  self.scheduler.lr_lambdas, strict=True):
+            group["lr"] = base * f(step)
+        self.step_count = step
+
+    def current_lr(self) -> float:
+        """The learning rate the next step will use."""
+        return self.optimizer.param_groups[0]["lr"]
+
+    def train(self, steps: int, phase: str, desc: str | None = None) -> float:
+        """Run ``steps`` optimizer steps and count them in the ledger under ``phase``.
+
+        Args:
+            steps: number of optimizer steps.
+            phase: ledger phase name (e.g. ``"train"``, ``"lookahead"``).
+            desc: progress-bar label.
+
+        Returns:
+            Mean training loss over these steps (nan if ``steps`` is 0).
+        """
+        self.model.train()
+        total = 0.0
+        for _ in tqdm(range(steps), desc=desc or phase, leave=False, disable=None):
+            total += self._step()
+        self.ledger.add(phase, steps, steps * self.batch_size)
+        return total / steps if steps else math.nan
+
+    def _step(self) -> float:
+        batch = move(self.collate([self.dataset[i] for i in self.stream.next()]), self.device)
+        labels = batch.pop("labels")
+        with autocast(self.device, self.bf16):
+            logits = self.model(**batch)
+        loss = task_loss(logits, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            for p, m in self._masked:
+                if p.grad is not None:
+                    p.grad.mul_(m)
+        if self.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        with torch.no_grad():
+            for p, m in self._masked:
+                p.mul_(m)
+        self.step_count += 1
+        return float(loss.detach())
+
+    def state_dict(self) -> dict:
+        """Optimizer, schedule, stream and step count (not the model's weights)."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "stream": self.stream.state_dict(),
+            "step_count": self.step_count,
+        }
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore a :meth:`state_dict` (call :meth:`set_mask` afterwards if masked)."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.stream.load_state_dict(state["stream"])
+        self.step_count = int(state["step_count"])
+
+
+def _matthews(pred: np.ndarray, gold: np.ndarray) -> float:
+    classes = np.union1d(pred, gold)
+    conf = np.array([[np.sum((gold == a) & (pred == b)) for b in classes] for a in classes],
+                    dtype=np.float64)
+    t, p, c, s = conf.sum(1), conf.sum(0), np.trace(conf), conf.sum()
+    denom = math.sqrt((s * s - (p * p).sum()) * (s * s - (t * t).sum()))
+    return 0.0 if denom == 0 else float((c * s - (t * p).sum()) / denom)
+
+
+def score(metric: str, outputs: np.ndarray, labels: np.ndarray) -> float:
+    """Compute ``metric`` (accuracy, matthews, pearson) from logits and labels, in percent."""
+    if metric == "pearson":
+        pred = outputs.reshape(-1)
+        if pred.std() == 0 or labels.std() == 0:
+            return 0.0
+        return float(np.corrcoef(pred, labels)[0, 1] * 100)
+    pred = outputs.argmax(-1)
+    if metric == "matthews":
+        return _matthews(pred, labels) * 100
+    return float((pred == labels).mean() * 100)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    collate: Collate,
+    metric: str,
+    device: torch.device,
+    batch_size: int = 64,
+    bf16: bool = False,
+) -> float:
+    """Score ``model`` on ``dataset`` in eval mode.
+
+    Args:
+        model: the network.
+        dataset: examples with ``"labels"``.
+        collate: batches examples.
+        metric: ``accuracy``, ``matthews`` or ``pearson``.
+        device: where the model lives.
+        batch_size: evaluation batch size.
+        bf16: bf16 autocast on CUDA.
+
+    Returns:
+        The metric in percent.
+    """
+    was_training = model.training
+    model.eval()
+    outs, golds = [], []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        batch = move(collate(items), device)
+        golds.append(batch.pop("labels").cpu().numpy())
+        with autocast(device, bf16):
+            outs.append(model(**batch).float().cpu().numpy())
+    model.train(was_training)
+    return score(metric, np.concatenate(outs), np.concatenate(golds))
