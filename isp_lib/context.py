@@ -128,6 +128,7 @@ class RunContext:
 
     def set_mask(self, mask: Mask, trainer: Trainer | None = None) -> None:
         """Adopt ``mask``: zero the pruned weights, and enforce it in ``trainer`` if given."""
+        mask.check_fits(self.params)
         self.mask = mask
         mask.apply_(self.params)
         if trainer is not None:

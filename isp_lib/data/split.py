@@ -94,14 +94,14 @@ def load_hf_splits(
         except OSError as err:
             raise UserError(
                 f"cannot load {what} from the hub (offline?): pass a local folder with "
-                f"{'/'.join(files)} as source, or run with network access"
+                f"{'/'.join(files)} as --data-source, or run with network access"
             ) from err
     loaded = {}
     for ours, theirs in names.items():
         path = Path(source) / f"{theirs}.parquet"
         if not path.is_file():
             raise UserError(
-                f"{path} not found: pass as source a folder holding {' and '.join(files)} "
+                f"{path} not found: pass as --data-source a folder holding {' and '.join(files)} "
                 f"for {what}"
             )
         try:

