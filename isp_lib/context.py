@@ -148,6 +148,13 @@ class RunContext:
         return evaluate(self.model, self.val_set, self.collate, self.metric, self.device,
                         bf16=self.bf16)
 
+    def train_until(self, trainer: Trainer, end_step: int, phase: str, desc: str) -> None:
+        """Train until ``trainer.step_count == end_step``, checkpointing once per epoch."""
+        while trainer.step_count < end_step:
+            n = min(self.steps_per_epoch, end_step - trainer.step_count)
+            trainer.train(n, phase, desc=f"{desc} {trainer.step_count}/{end_step}")
+            self.save(trainer)
+
     def finetune(self, trainer: Trainer, end_step: int, phase: str = "finetune") -> float:
         """Train until ``trainer.step_count == end_step``, keeping the best weights on validation.
 

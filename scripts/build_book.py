@@ -79,7 +79,7 @@ def main() -> None:
         secs = execute(chapter, args.profile, args.timeout)
         print(f"executed {chapter} ({args.profile}) in {secs:.0f} s", flush=True)
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(STAGE),
-           "--path-output", str(ROOT / "_build"), "-W", "-n", "--keep-going"]
+           "--path-output", str(ROOT), "-W", "-n", "--keep-going"]
     if subprocess.run(cmd, cwd=ROOT).returncode != 0:
         sys.exit("build_book: jupyter-book build failed (warnings count as errors)")
     print(f"book: {ROOT / '_build' / 'html' / 'index.html'}")

@@ -160,8 +160,8 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("name,stop_after", [("isp", 2), ("imp", 3), ("progressive", 2),
-                                             ("lth-rewind", 2), ("oneshot", 2)])
+@pytest.mark.parametrize("name,stop_after", [("isp", 2), ("imp", 3), ("imp", 6), ("progressive", 2),
+                                             ("lth-rewind", 2), ("lth-rewind", 5), ("oneshot", 2)])
 def test_resume_equals_uninterrupted(name, stop_after):
     method = get_method(name)
     opts = method.Options()

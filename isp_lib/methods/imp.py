@@ -34,11 +34,10 @@ class IMP(Method):
             key = f"round-{r}"
             trainer = ctx.make_trainer(key, start_step=rewind if r else 0)
             if r == 0 and rewind and "rewind" not in ctx.stash:
-                trainer.train(rewind, "train", desc="imp round 1 (to rewind point)")
+                ctx.train_until(trainer, rewind, "train", desc="imp round 1 (to rewind point)")
                 ctx.snapshot("rewind")
                 ctx.save(trainer)
-            trainer.train(ctx.budget - trainer.step_count, "train",
-                          desc=f"imp round {r + 1}/{rounds}")
+            ctx.train_until(trainer, ctx.budget, "train", desc=f"imp round {r + 1}/{rounds}")
             if r == rounds - 1:
                 mask = magnitude_prune_to(ctx.params, ctx.mask, ctx.sparsity)
             else:

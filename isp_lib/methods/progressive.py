@@ -41,8 +41,7 @@ class Progressive(Method):
         events = [max(1, round(horizon * (j + 1) / rounds)) for j in range(rounds)]
         trainer = ctx.make_trainer("main")
         for j in range(ctx.progress.get("round", 0), rounds):
-            trainer.train(max(0, events[j] - trainer.step_count), "train",
-                          desc=f"progressive {j + 1}/{rounds}")
+            ctx.train_until(trainer, events[j], "train", desc=f"progressive {j + 1}/{rounds}")
             if j == rounds - 1:
                 mask = magnitude_prune_to(ctx.params, ctx.mask, ctx.sparsity)
             else:
