@@ -265,3 +265,17 @@ def test_wrong_inputs_for_dataset() -> None:
     image = build_model("clip-vit-b32", _raw("image", _gray_split(), 3), SMOKE)
     with pytest.raises(UserError, match="text model"):
         image.make_dataset(_text_split())
+
+
+def test_generic_names_pick_family_and_check_the_architecture():
+    assert model_family("clip:ViT-B-16") == "clip"
+    assert model_family("bert:some/folder") == "bert"
+    with pytest.raises(UserError, match="unknown model"):
+        model_family("gpt:2")
+
+
+def test_unknown_open_clip_architecture_is_refused():
+    split = Split(inputs=[np.zeros((28, 28), dtype=np.uint8)], labels=np.array([0]))
+    data = RawData("x", "image", split, split, split, ["a", "b"], "accuracy", 2)
+    with pytest.raises(UserError, match="open_clip architecture"):
+        build_model("clip:NoSuchNet", data, get_profile("paper"))

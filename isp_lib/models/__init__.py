@@ -21,9 +21,20 @@ def model_names() -> list[str]:
 
 
 def _spec(name: str) -> ModelSpec:
+    """A registry entry, or one made for ``clip:ARCH`` (any open_clip architecture, default
+    ``openai`` weights) or ``bert:SOURCE`` (any BERT-family hub id or folder, pooler head)."""
+    family, sep, rest = name.partition(":")
+    if sep and rest and family == "clip":
+        return ModelSpec(family="clip", kind="image", default_source="openai", arch=rest,
+                         quick_gelu=True, description=f"open_clip {rest}")
+    if sep and rest and family == "bert":
+        return ModelSpec(family="bert", kind="text", default_source=rest, pooling="cls",
+                         description=f"BERT family {rest}")
     spec = MODELS.get(name)
     if spec is None:
-        raise UserError(f"unknown model '{name}': use one of {', '.join(MODELS)}")
+        raise UserError(
+            f"unknown model '{name}': use one of {', '.join(MODELS)}, clip:ARCH or bert:SOURCE"
+        )
     return spec
 
 

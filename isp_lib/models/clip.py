@@ -236,6 +236,9 @@ def build_clip(
             "names: CLIP's zero-shot head needs one name per class; fix the data loader"
         )
     arch = str(spec.arch)
+    if arch not in open_clip.list_models():
+        raise UserError(f"'{arch}' is not an open_clip architecture: use e.g. clip:ViT-B-32 "
+                        "(open_clip.list_models() lists them)")
     if profile.tiny:
         clip = _tiny_clip()
     elif not pretrained:
