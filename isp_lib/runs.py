@@ -225,6 +225,7 @@ def run(cfg: RunConfig, out: Path, device: str = "auto") -> dict:
     test_set = bundle.make_dataset(data.test)
 
     write_json(config_path, {**asdict(cfg), "config_hash": cfg.config_hash()})
+    commit = _git_commit()  # the code that runs, read before it runs
     start = time.perf_counter()
     ctx = RunContext(model=model, family=res.family, train_set=train_set, val_set=val_set,
                      collate=bundle.collate, metric=data.metric, hp=res.hparams,
@@ -258,7 +259,7 @@ def run(cfg: RunConfig, out: Path, device: str = "auto") -> dict:
         "seed": cfg.seed, "config": asdict(cfg), "config_hash": cfg.config_hash(),
         "hparams": asdict(res.hparams), "options": asdict(res.options),
         "progress": {k: v for k, v in ctx.progress.items() if k != "wall_s"},
-        "isp_lib_version": _version(), "git_commit": _git_commit(),
+        "isp_lib_version": _version(), "git_commit": commit,
         "torch_version": torch.__version__, "host": host_info(dev),
         "sizes": {"train": len(train_set), "val": len(val_set), "test": len(test_set)},
     }
