@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from isp_lib.data import DATASETS, RawData, dataset_names, load_data
+from isp_lib.data import DATASETS, RawData, Split, dataset_names, load_data
 from isp_lib.data.vision import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR
 from isp_lib.errors import UserError
 from isp_lib.profiles import Profile, get_profile
@@ -383,3 +383,15 @@ def test_real_fashion_mnist() -> None:
     assert set(raw.test.labels.tolist()) == set(range(10))
     smoke = load_data("fashion-mnist", get_profile("smoke"))
     assert len(smoke.train) + len(smoke.val) == 96 and len(smoke.test) == 48
+
+
+
+def test_subset_keeps_lazy_image_columns_lazy(tmp_path: Path) -> None:
+    source = write_images(tmp_path / "c10", "img", "label", CIFAR10_NAMES)
+    raw = load_data("cifar10", uncapped(), source=str(source))
+    sub = raw.train.subset([2, 0])
+    assert not isinstance(sub.inputs, list)
+    assert image_row(sub.inputs[0]) == image_row(raw.train.inputs[2])
+    assert sub.labels.tolist() == raw.train.labels[[2, 0]].tolist()
+    listed = Split(inputs=["a", "b", "c"], labels=np.arange(3)).subset([2, 0])
+    assert listed.inputs == ["c", "a"]

@@ -28,9 +28,10 @@ class Split:
     def subset(self, idx: Sequence[int] | np.ndarray) -> Split:
         """Return the examples at ``idx`` (in that order) as a new split."""
         idx = np.asarray(idx, dtype=np.int64)
-        inputs = self.inputs[idx] if isinstance(self.inputs, np.ndarray) else [
-            self.inputs[int(i)] for i in idx
-        ]
+        if isinstance(self.inputs, list | tuple):
+            inputs: Sequence[Any] = [self.inputs[int(i)] for i in idx]
+        else:  # numpy arrays and lazy columns index by array and stay lazy
+            inputs = self.inputs[idx]
         return Split(inputs=inputs, labels=self.labels[idx])
 
 
