@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -97,11 +99,11 @@ for name, m in mask.items():
     kind = name.split(f"layer.{layer}.")[1].removesuffix(".weight")
     rows.append({"layer": layer, "tensor": kind, "sparsity": 1 - m.float().mean().item()})
 per_layer = pd.DataFrame(rows)
-fig, ax = plt.subplots(figsize=(7, 3.5))
+fig, ax = plt.subplots(figsize=(7, 4))
 sns.barplot(per_layer, x="layer", y="sparsity", hue="tensor", ax=ax)
 ax.axhline(result["actual_sparsity"], color="black", linestyle="--", linewidth=1)
 ax.set_title(f"ISP mask per layer ({PROFILE} profile, {MODEL}, {DATA}, seed {SEED})")
-ax.legend(fontsize=7, ncol=2)
+ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))
 plt.tight_layout()
 
 # %% [markdown]
