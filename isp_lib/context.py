@@ -115,9 +115,8 @@ class RunContext:
             warmup_steps=round(self.hp.warmup_frac * total),
             max_grad_norm=self.hp.max_grad_norm, seed=self.seed * 1000 + seed_offset,
             ledger=self.ledger, device=self.device, indices=indices,
-            constant_lr=constant_lr, bf16=self.bf16,
+            constant_lr=constant_lr, bf16=self.bf16, key=key,
         )
-        trainer.key = key
         if start_step:
             trainer.skip_to(start_step)
         if self._pending_trainer is not None and self._pending_trainer["key"] == key:

@@ -112,9 +112,9 @@ def _order_keys(scores: torch.Tensor) -> torch.Tensor:
     return bits ^ ((bits >> 31) & 0x7FFFFFFF)
 
 
-def _buckets(scores: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
-    """Bucket id per entry (0 for pruned entries, 1.. by increasing score)."""
-    b = (_order_keys(scores) >> _BUCKET_SHIFT) + (_NUM_BUCKETS // 2 + 1)
+def _buckets(keys: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """Bucket id per entry from its order key (0 for pruned entries, 1.. by increasing key)."""
+    b = (keys >> _BUCKET_SHIFT) + (_NUM_BUCKETS // 2 + 1)
     return b.masked_fill_(~kept, 0)
 
 
@@ -138,7 +138,7 @@ def prune_lowest(scores: Mapping[str, torch.Tensor], mask: Mask, k: int) -> Mask
     names = list(mask)
     counts = torch.zeros(_NUM_BUCKETS + 1, dtype=torch.int64)
     for n in names:
-        counts += torch.bincount(_buckets(scores[n], mask[n]).flatten(),
+        counts += torch.bincount(_buckets(_order_keys(scores[n]), mask[n]).flatten(),
                                  minlength=_NUM_BUCKETS + 1).cpu()
     counts[0] = 0
     cum = counts.cumsum(0)
@@ -148,11 +148,12 @@ def prune_lowest(scores: Mapping[str, torch.Tensor], mask: Mask, k: int) -> Mask
     cand_keys, cand_where = [], []
     new = Mask()
     for i, n in enumerate(names):
-        b = _buckets(scores[n], mask[n])
+        keys = _order_keys(scores[n])
+        b = _buckets(keys, mask[n])
         new[n] = mask[n] & (b > bucket)
         idx = (b.flatten() == bucket).nonzero().squeeze(1)
         if idx.numel():
-            cand_keys.append(_order_keys(scores[n]).flatten()[idx])
+            cand_keys.append(keys.flatten()[idx])
             cand_where.append(torch.stack([torch.full_like(idx, i), idx], 1))
     keys = torch.cat(cand_keys)
     where = torch.cat(cand_where)

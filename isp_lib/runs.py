@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from isp_lib.context import RunContext
-from isp_lib.data import load_data
+from isp_lib.data import dataset_names, load_data
 from isp_lib.errors import UserError
 from isp_lib.io import save_mask, write_json, write_torch
 from isp_lib.methods import get_method
@@ -105,8 +105,6 @@ def resolve(cfg: RunConfig) -> Resolved:
     method = get_method(cfg.method)
     profile = get_profile(cfg.profile)
     family = model_family(cfg.model)
-    from isp_lib.data import dataset_names  # local: keeps the registry the single source
-
     if cfg.data not in dataset_names():
         raise UserError(f"unknown data '{cfg.data}': use one of {', '.join(dataset_names())}")
     hp_keys = set(Hparams.__dataclass_fields__)

@@ -148,6 +148,7 @@ class Trainer:
         indices: restrict training to these example indices (default: all).
         constant_lr: keep ``lr`` fixed (look-aheads) instead of the linear schedule.
         bf16: bf16 autocast on CUDA.
+        key: the trainer's name within a run (checkpoints restore the trainer of that name).
     """
 
     def __init__(
@@ -168,7 +169,9 @@ class Trainer:
         indices: np.ndarray | None = None,
         constant_lr: bool = False,
         bf16: bool = False,
+        key: str = "main",
     ) -> None:
+        self.key = key
         self.model = model
         self.dataset = dataset
         self.collate = collate

@@ -85,6 +85,8 @@ def denoised_prune(
     union = global_magnitude_prune(ctx.params, ctx.mask, rate)
     own = union.sparsity()
     n_train = len(ctx.train_set)
+    named = dict(scratch.named_parameters()) if scratch is not None else {}
+    scratch_scope = {k: named[k] for k in ctx.mask} if named else {}
     look = []
     for n, proto in enumerate(protocols):
         copy_weights_(scratch, ctx.model)
@@ -97,8 +99,7 @@ def denoised_prune(
             seed_offset=1 + 100 * round_idx + n,
         )
         trainer.train(ctx.hp.lookahead_steps, "lookahead", desc=f"look-ahead {n + 1}")
-        scratch_params = dict(scratch.named_parameters())
-        mask_n = global_magnitude_prune({k: scratch_params[k] for k in ctx.mask}, ctx.mask, rate)
+        mask_n = global_magnitude_prune(scratch_scope, ctx.mask, rate)
         look.append(mask_n.sparsity())
         union = union.union(mask_n)
     union_sparsity = union.sparsity()
