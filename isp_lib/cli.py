@@ -22,7 +22,7 @@ examples:
 def _methods_help() -> str:
     from isp_lib.methods import METHODS
 
-    return "; ".join(f"{name}: {cls.summary}" for name, cls in METHODS.items())
+    return "\n".join(f"  {name:14s} {cls.summary}" for name, cls in METHODS.items())
 
 
 def _parse_set(items: list[str]) -> dict[str, str]:
@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "run", help="run one experiment (skipped if complete, resumed if interrupted)",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-        description="Prune a model with one method and write <out>/<run dir>/result.json.")
-    r.add_argument("--method", required=True, help="pruning method. " + _methods_help())
+        description="Prune a model with one method and write <out>/<run dir>/result.json.\n\n"
+                    "methods (dense ones need --sparsity 0):\n" + _methods_help())
+    r.add_argument("--method", required=True, help="method name (see the list above)")
     r.add_argument("--model", required=True,
                    help="model: minilm (offline all-MiniLM-L6-v2), bert-base, clip-vit-b32")
     r.add_argument("--data", required=True,
@@ -84,7 +85,7 @@ def _list() -> None:
     print("methods:")
     for name, cls in METHODS.items():
         opts = ", ".join(f"{f.name}={f.default}" for f in fields(cls.Options))
-        print(f"  {name:12s} {cls.summary}" + (f"\n  {'':12s} options: {opts}" if opts else ""))
+        print(f"  {name:14s} {cls.summary}" + (f"\n  {'':14s} options: {opts}" if opts else ""))
     print("models:   " + ", ".join(model_names()))
     print("data:     " + ", ".join(dataset_names()))
     print("profiles: " + ", ".join(PROFILES))

@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from isp_lib.io import write_torch
 from isp_lib.masks import Mask
 from isp_lib.profiles import Hparams
 from isp_lib.scope import prunable_params
@@ -43,6 +45,8 @@ class RunContext:
         progress: JSON-ready dict of how far the method got (persisted).
         stash: named weight snapshots (persisted), e.g. ``"init"`` or ``"best"``.
         save_fn: writes a checkpoint payload; None disables checkpoints.
+        artifact_dir: where large intermediate weights (soup ingredients, IMP tickets) are
+            kept as files; None keeps them in ``stash`` (and so in the checkpoint).
     """
 
     model: nn.Module
@@ -61,6 +65,7 @@ class RunContext:
     progress: dict = field(default_factory=dict)
     stash: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     save_fn: Callable[[dict], None] | None = None
+    artifact_dir: Path | None = None
     _pending_trainer: dict | None = None
 
     def __post_init__(self) -> None:
@@ -135,12 +140,47 @@ class RunContext:
 
     def snapshot(self, name: str) -> None:
         """Keep a copy of the current weights under ``name`` (persisted in checkpoints)."""
-        self.stash[name] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.stash[name] = self.state()
 
     def restore(self, name: str) -> None:
         """Load the weights kept under ``name`` into the model (the mask is re-applied)."""
         self.model.load_state_dict(self.stash[name])
         self.mask.apply_(self.params)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """A detached copy of the model's current weights (parameters and buffers)."""
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def put_artifact(self, name: str, state: dict[str, torch.Tensor]) -> None:
+        """Keep a set of weights for later in the run (a file under ``artifact_dir``, if set).
+
+        Write it before the checkpoint that records it as done, so a resume never misses it.
+        """
+        if self.artifact_dir is None:
+            self.stash[f"artifact:{name}"] = state
+        else:
+            write_torch(self.artifact_dir / f"{name}.pt", {k: v.cpu() for k, v in state.items()})
+
+    def get_artifact(self, name: str) -> dict[str, torch.Tensor]:
+        """The weights kept by :meth:`put_artifact` under ``name`` (on ``device``)."""
+        if self.artifact_dir is None:
+            return self.stash[f"artifact:{name}"]
+        return torch.load(self.artifact_dir / f"{name}.pt", map_location=self.device)
+
+    def close_finetune(self, name: str) -> None:
+        """Move the selection record of the last :meth:`finetune` to ``progress["finetunes"]``.
+
+        Methods that fine-tune several models in one run (soups, Lottery Pools) call this after
+        each one, so the next :meth:`finetune` starts a fresh validation selection.
+        """
+        done = self.progress.setdefault("finetunes", {})
+        done[name] = {k: self.progress.pop(k) for k in ("evals", "best_val", "best_step")}
+        self.stash.pop("best", None)
+
+    def evaluate_state(self, state: dict[str, torch.Tensor]) -> float:
+        """Load ``state`` into the model and return its validation metric."""
+        self.model.load_state_dict(state)
+        return self.evaluate_val()
 
     def evaluate_val(self) -> float:
         """The metric on the validation split."""

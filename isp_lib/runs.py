@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -121,7 +122,7 @@ def resolve(cfg: RunConfig) -> Resolved:
     if not 0.0 < hparams.rate < 1.0:
         raise UserError(f"rate {hparams.rate} is outside (0, 1): pass e.g. --set rate=0.1")
     options = parse_options(method.Options, {k: v for k, v in raw.items() if k in opt_keys})
-    method.check(cfg.sparsity, options)
+    method.validate(cfg.sparsity, options)
     return Resolved(method, options, hparams, family)
 
 
@@ -234,6 +235,7 @@ def run(cfg: RunConfig, out: Path, device: str = "auto") -> dict:
         write_torch(ckpt_path, payload)
 
     ctx.save_fn = save
+    ctx.artifact_dir = run_dir / "artifacts"
     if ckpt_path.exists():
         try:
             payload = torch.load(ckpt_path, map_location=dev, weights_only=False)
@@ -264,4 +266,5 @@ def run(cfg: RunConfig, out: Path, device: str = "auto") -> dict:
     save_mask(ctx.mask, run_dir / "mask.pt")
     write_json(run_dir / "result.json", result)
     ckpt_path.unlink(missing_ok=True)
+    shutil.rmtree(ctx.artifact_dir, ignore_errors=True)
     return result

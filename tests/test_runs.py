@@ -36,7 +36,7 @@ def test_config_hash_is_pinned():
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_isp_run_end_to_end_per_method(method, tmp_path, capsys):
-    sparsity = "0" if method == "dense" else "0.7"
+    sparsity = "0.7" if METHODS[method].prunes else "0"
     code, out, err = cli(["run", "--method", method, "--model", "minilm", "--data",
                           "drugreview", "--sparsity", sparsity, "--profile", "smoke",
                           "--out", str(tmp_path), "--device", "cpu"], capsys)
@@ -47,7 +47,7 @@ def test_isp_run_end_to_end_per_method(method, tmp_path, capsys):
     assert result["actual_sparsity"] == pytest.approx(float(sparsity), abs=1e-4)
     assert 0.0 <= result["test_metric"] <= 100.0
     assert result["train_steps"] >= result["budget_steps"]
-    assert not (run_dir / "ckpt.pt").exists()
+    assert not (run_dir / "ckpt.pt").exists() and not (run_dir / "artifacts").exists()
     mask = load_mask(run_dir / "mask.pt")
     assert mask.sparsity() == pytest.approx(result["actual_sparsity"])
     assert json.loads(out)["test_metric"] == result["test_metric"]
@@ -162,8 +162,8 @@ def test_help_lists_every_method_and_flag(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     text = capsys.readouterr().out
-    for name in METHODS:
-        assert name in text
+    for name, cls in METHODS.items():
+        assert f"  {name:14s} {cls.summary}" in text
     for flag in ("--method", "--model", "--data", "--sparsity", "--profile", "--seed", "--out",
                  "--device", "--bf16", "--set", "--model-source", "--data-source"):
         assert flag in text

@@ -5,15 +5,25 @@ from __future__ import annotations
 from isp_lib.errors import UserError
 from isp_lib.methods.base import Method
 from isp_lib.methods.dense import Dense
+from isp_lib.methods.earlybird import EarlyBird
+from isp_lib.methods.grasp import GraSP
+from isp_lib.methods.greedy_soup import GreedySoup
 from isp_lib.methods.imp import IMP
+from isp_lib.methods.ims import IMS
 from isp_lib.methods.isp import ISP
+from isp_lib.methods.lottery_pools import LotteryPools
 from isp_lib.methods.lth_rewind import LTHRewind
 from isp_lib.methods.oneshot import OneShot
 from isp_lib.methods.progressive import Progressive
 from isp_lib.methods.random_prune import RandomPruning
+from isp_lib.methods.snip import SNIP
+from isp_lib.methods.uniform_soup import UniformSoup
 
 METHODS: dict[str, type[Method]] = {
-    cls.name: cls for cls in (Dense, RandomPruning, OneShot, Progressive, IMP, LTHRewind, ISP)
+    cls.name: cls for cls in (
+        Dense, RandomPruning, OneShot, SNIP, GraSP, Progressive, EarlyBird, IMP, LTHRewind,
+        LotteryPools, ISP, UniformSoup, GreedySoup, IMS,
+    )
 }
 
 

@@ -19,13 +19,15 @@ class Method:
     """A pruning (or soup) method: prunes ``ctx.model`` to ``ctx.sparsity`` and fine-tunes it.
 
     Subclasses set ``name``, ``summary`` (one line for ``isp run --help``), ``Options`` (a frozen
-    dataclass of method-specific settings) and implement :meth:`run`. On return, ``ctx.model``
+    dataclass of method-specific settings), ``prunes`` (False for methods whose result is
+    dense: they need ``--sparsity 0``) and implement :meth:`run`. On return, ``ctx.model``
     holds the selected (best-on-validation) weights and ``ctx.mask`` the final mask.
     """
 
     name: ClassVar[str]
     summary: ClassVar[str]
     Options: ClassVar[type] = NoOptions
+    prunes: ClassVar[bool] = True
 
     def run(self, ctx: RunContext, opts: Any) -> None:
         """Prune and fine-tune; see the class docstring."""
@@ -33,6 +35,12 @@ class Method:
 
     def check(self, sparsity: float, opts: Any) -> None:
         """Refuse settings this method cannot honour (raise :class:`UserError`)."""
+
+    def validate(self, sparsity: float, opts: Any) -> None:
+        """Refuse a nonzero sparsity for a dense method, then run :meth:`check`."""
+        if not self.prunes and sparsity != 0.0:
+            raise UserError(f"method '{self.name}' gives a dense model: pass --sparsity 0")
+        self.check(sparsity, opts)
 
 
 def _cast(value: str, typ: Any, key: str) -> Any:

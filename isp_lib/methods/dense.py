@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from isp_lib.context import RunContext
-from isp_lib.errors import UserError
 from isp_lib.methods.base import Method, NoOptions
 
 
@@ -12,10 +11,7 @@ class Dense(Method):
 
     name = "dense"
     summary = "no pruning: fine-tune the dense model (needs --sparsity 0)"
-
-    def check(self, sparsity: float, opts: NoOptions) -> None:
-        if sparsity != 0.0:
-            raise UserError("method 'dense' prunes nothing: pass --sparsity 0")
+    prunes = False
 
     def run(self, ctx: RunContext, opts: NoOptions) -> None:
         trainer = ctx.make_trainer("final")

@@ -24,6 +24,9 @@ class IMP(Method):
         """The step whose weights every round restarts from (0: the pretrained weights)."""
         return 0
 
+    def after_round(self, ctx: RunContext, opts: object, r: int, rounds: int) -> None:
+        """Called once round ``r`` of ``rounds`` is trained, before it prunes (a hook)."""
+
     def run(self, ctx: RunContext, opts: object) -> None:
         rounds = rounds_to_reach(ctx.sparsity, ctx.hp.rate)
         rewind = self.rewind_step(ctx, opts)
@@ -38,6 +41,7 @@ class IMP(Method):
                 ctx.snapshot("rewind")
                 ctx.save(trainer)
             ctx.train_until(trainer, ctx.budget, "train", desc=f"imp round {r + 1}/{rounds}")
+            self.after_round(ctx, opts, r, rounds)
             if r == rounds - 1:
                 mask = magnitude_prune_to(ctx.params, ctx.mask, ctx.sparsity)
             else:

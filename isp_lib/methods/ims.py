@@ -1,0 +1,103 @@
+"""Instant Model Soup (Jaiswal et al., ICML 2023, Alg. 3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from isp_lib.context import RunContext
+from isp_lib.errors import UserError
+from isp_lib.masks import Mask, magnitude_prune_to
+from isp_lib.methods.base import Method
+from isp_lib.soups import best_interpolation
+
+
+@dataclass(frozen=True)
+class IMSOptions:
+    """Attributes:
+    sparsities: one weak subnetwork per entry (K = len), magnitude-pruned from the pretrained
+        weights to that sparsity.
+    weak_frac: each weak training runs ``round(weak_frac * T)`` steps (the paper's ~100
+        iterations are about a tenth of its budgets).
+    data_frac: share of the training split each weak training draws at random.
+    lr_mults: weak model k uses the learning rate ``hp.lr * lr_mults[k % len]``.
+    wds: weak model k uses weight decay ``wds[k % len]``.
+    alphas: interpolation coefficients tried per weak model (0 always competes too).
+    merge_pruned: also interpolate the pruned (zero) entries of a weak model; by default a
+        pruned entry carries no update and keeps the running soup's value.
+    """
+
+    sparsities: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
+    weak_frac: float = 0.1
+    data_frac: float = 0.5
+    lr_mults: tuple[float, ...] = (1.0, 2.0, 0.5, 1.5)
+    wds: tuple[float, ...] = (0.0, 0.01, 0.1, 0.001)
+    alphas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
+    merge_pruned: bool = False
+
+
+class IMS(Method):
+    """Instant Model Soup: denoise the pretrained weights with cheap sparse trainings, then
+    fine-tune the dense model once.
+
+    For each of K sparsities, the pretrained weights are magnitude-pruned, the subnetwork is
+    weakly trained (its own learning rate, weight decay and random data subset; all
+    parameters train, the mask is kept), and merged into the running weights (which start as
+    the pretrained ones) by linear interpolation, its coefficient chosen on validation from
+    ``alphas`` and 0 (so validation can never get worse). The denoised dense model is then
+    fine-tuned for T with validation selection. Cost: K x weak steps + T (ledger phases
+    ``weak`` and ``finetune``).
+    """
+
+    name = "ims"
+    summary = "Instant Model Soup (Alg. 3): merge cheap sparse trainings, then fine-tune densely"
+    Options = IMSOptions
+    prunes = False
+
+    def check(self, sparsity: float, opts: IMSOptions) -> None:
+        if not opts.sparsities or not all(0.0 <= s < 1.0 for s in opts.sparsities):
+            raise UserError("ims sparsities must be one or more values in [0, 1)")
+        if not 0.0 < opts.data_frac <= 1.0 or opts.weak_frac <= 0.0:
+            raise UserError("ims needs data_frac in (0, 1] and weak_frac > 0")
+        if not opts.lr_mults or not opts.wds:
+            raise UserError("ims needs at least one lr_mult and one wd")
+        if not all(0.0 <= a <= 1.0 for a in opts.alphas):
+            raise UserError("ims alphas must lie in [0, 1]")
+
+    def denoise(self, ctx: RunContext, opts: IMSOptions) -> None:
+        """Alg. 3 up to the fine-tune: leaves the denoised weights in ``ctx.model``."""
+        if "init" not in ctx.stash:
+            ctx.snapshot("init")
+            ctx.snapshot("soup")
+            ctx.save()
+        trace = ctx.progress.setdefault("weak", [])
+        steps = max(1, round(opts.weak_frac * ctx.budget))
+        n_train = len(ctx.train_set)
+        size = min(n_train, max(ctx.hp.batch_size, round(opts.data_frac * n_train)))
+        for k in range(len(trace), len(opts.sparsities)):
+            ctx.restore("init")
+            mask = magnitude_prune_to(ctx.params, Mask.ones_like(ctx.params), opts.sparsities[k])
+            subset = np.sort(np.random.default_rng([ctx.seed, 23, k]).choice(
+                n_train, size=size, replace=False))
+            trainer = ctx.make_trainer(
+                f"weak-{k}", total_steps=steps, indices=subset, seed_offset=500 + k,
+                lr=ctx.hp.lr * opts.lr_mults[k % len(opts.lr_mults)],
+                weight_decay=opts.wds[k % len(opts.wds)])
+            trainer.set_mask(mask)
+            trainer.train(steps, "weak", desc=f"ims weak {k + 1}/{len(opts.sparsities)}")
+            keep = None if opts.merge_pruned else mask
+            alpha, val, soup = best_interpolation(ctx.stash["soup"], ctx.state(), opts.alphas,
+                                                  ctx.evaluate_state, keep)
+            ctx.stash["soup"] = soup
+            trace.append({"sparsity": opts.sparsities[k], "alpha": alpha, "val": val})
+            ctx.save()
+        ctx.model.load_state_dict(ctx.stash["soup"])
+
+    def run(self, ctx: RunContext, opts: IMSOptions) -> None:
+        if "denoised" not in ctx.progress:
+            self.denoise(ctx, opts)
+            ctx.progress["denoised"] = True
+            ctx.stash.pop("soup")
+            ctx.save()
+        ctx.finetune(ctx.make_trainer("final"), ctx.budget)

@@ -1,0 +1,73 @@
+"""The ingredients of a model soup: N dense fine-tunes under a grid of hyperparameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from isp_lib.context import RunContext
+from isp_lib.errors import UserError
+from isp_lib.methods.base import Method
+
+
+@dataclass(frozen=True)
+class SoupOptions:
+    """Attributes:
+    ingredients: number of fine-tuned models N (the paper's soups use 8).
+    lr_mults: ingredient k uses the learning rate ``hp.lr * lr_mults[k % len]``.
+    wds: ingredient k uses weight decay ``wds[k % len]``.
+    """
+
+    ingredients: int = 8
+    lr_mults: tuple[float, ...] = (1.0, 0.5, 2.0, 0.75, 1.5, 0.3, 1.25, 0.6)
+    wds: tuple[float, ...] = (0.0, 0.01, 0.1, 0.001)
+
+
+class SoupIngredients(Method):
+    """Base of the model soups (Wortsman et al., ICML 2022): fine-tunes N dense models from the
+    same pretrained weights, each for the full budget T with its own learning rate, weight
+    decay and data order, keeping each one's best-on-validation weights. The ledger counts all
+    N fine-tunes (N x T steps). Subclasses merge them in :meth:`merge`.
+    """
+
+    Options = SoupOptions
+    prunes = False
+
+    def check(self, sparsity: float, opts: SoupOptions) -> None:
+        if opts.ingredients < 1 or not opts.lr_mults or not opts.wds:
+            raise UserError("soups need ingredients >= 1 and at least one lr_mult and wd")
+
+    def ingredients(self, ctx: RunContext, opts: SoupOptions
+                    ) -> tuple[list[dict[str, torch.Tensor]], list[float]]:
+        """Train (or, on resume, finish) the N ingredients.
+
+        Returns:
+            Their best weights and their best validation scores.
+        """
+        if "init" not in ctx.stash:
+            ctx.snapshot("init")
+            ctx.save()
+        vals = ctx.progress.setdefault("ingredient_vals", [])
+        for k in range(len(vals), opts.ingredients):
+            trainer = ctx.make_trainer(
+                f"ingredient-{k}", lr=ctx.hp.lr * opts.lr_mults[k % len(opts.lr_mults)],
+                weight_decay=opts.wds[k % len(opts.wds)], seed_offset=k)
+            val = ctx.finetune(trainer, ctx.budget, phase="ingredient")
+            ctx.put_artifact(f"ingredient-{k}", ctx.state())
+            ctx.close_finetune(f"ingredient-{k}")
+            ctx.restore("init")
+            vals.append(val)
+            ctx.save()
+        return [ctx.get_artifact(f"ingredient-{k}") for k in range(opts.ingredients)], vals
+
+    def merge(self, ctx: RunContext, states: list[dict[str, torch.Tensor]], vals: list[float]
+              ) -> tuple[dict[str, torch.Tensor], dict]:
+        """The soup's weights and a JSON-ready note of how it was made."""
+        raise NotImplementedError
+
+    def run(self, ctx: RunContext, opts: SoupOptions) -> None:
+        states, vals = self.ingredients(ctx, opts)
+        soup, note = self.merge(ctx, states, vals)
+        ctx.progress["best_val"] = ctx.evaluate_state(soup)
+        ctx.progress["soup"] = note
