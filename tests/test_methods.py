@@ -203,3 +203,12 @@ def _deepcopy(payload):
 def test_options_are_frozen_dataclasses():
     for cls in METHODS.values():
         assert dataclasses.is_dataclass(cls.Options)
+
+
+def test_imp_traces_its_masks_against_one_shot():
+    ctx = run_method("imp")
+    trace = ctx.progress["trace"]
+    assert [t["round"] for t in trace] == [1, 2, 3, 4]
+    sparsities = [t["sparsity"] for t in trace]
+    assert sparsities == sorted(sparsities) and sparsities[-1] == ctx.mask.sparsity()
+    assert all(0.0 <= t["cos_kept"] <= 1.0 and 0.0 <= t["cos_pruned"] <= 1.0 for t in trace)

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from isp_lib.context import RunContext
-from isp_lib.masks import global_magnitude_prune, magnitude_prune_to, rounds_to_reach
+from isp_lib.masks import (
+    Mask,
+    cosine_similarity,
+    global_magnitude_prune,
+    magnitude_prune_to,
+    rounds_to_reach,
+)
 from isp_lib.methods.base import Method
 
 
@@ -15,6 +21,10 @@ class IMP(Method):
     round prunes straight to the exact target. The ticket (mask on the rewind weights) is then
     fine-tuned once more for T with validation selection. Cost: (R + 1) x T steps. Here the
     rewind point is the pretrained weights (step 0); :class:`LTHRewind` rewinds to an early step.
+
+    ``progress["trace"]`` records, per round, the mask's sparsity and its cosine similarity to
+    the one-shot magnitude mask of the pretrained weights at the same sparsity (paper Fig. 3),
+    of the kept and of the pruned indicators.
     """
 
     name = "imp"
@@ -26,6 +36,14 @@ class IMP(Method):
 
     def after_round(self, ctx: RunContext, opts: object, r: int, rounds: int) -> None:
         """Called once round ``r`` of ``rounds`` is trained, before it prunes (a hook)."""
+
+    def compare_to_oneshot(self, ctx: RunContext, mask: Mask, r: int) -> dict:
+        """Round ``r``'s mask against one-shot magnitude pruning of the pretrained weights."""
+        init = {n: ctx.stash["init"][n] for n in mask}
+        oneshot = magnitude_prune_to(init, Mask.ones_like(init), mask.sparsity())
+        return {"round": r + 1, "sparsity": mask.sparsity(),
+                "cos_kept": cosine_similarity(mask, oneshot, "kept"),
+                "cos_pruned": cosine_similarity(mask, oneshot, "pruned")}
 
     def run(self, ctx: RunContext, opts: object) -> None:
         rounds = rounds_to_reach(ctx.sparsity, ctx.hp.rate)
@@ -46,6 +64,7 @@ class IMP(Method):
                 mask = magnitude_prune_to(ctx.params, ctx.mask, ctx.sparsity)
             else:
                 mask = global_magnitude_prune(ctx.params, ctx.mask, ctx.hp.rate)
+            ctx.progress.setdefault("trace", []).append(self.compare_to_oneshot(ctx, mask, r))
             ctx.mask = mask
             ctx.restore("rewind" if rewind else "init")
             ctx.progress["round"] = r + 1
