@@ -6,11 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= cpu
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
+CHROME ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv assets test lint book clean
+.PHONY: venv assets browser test lint book check-book clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +31,12 @@ assets:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
 	  else echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist'"; exit 2; fi; }
 
+# Headless Chromium for check-book comes from Debian; installing needs root.
+browser:
+	@test -x $(CHROME) -a -x $(CHROMEDRIVER) || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
+	  else echo "Chromium is missing: run 'sudo apt-get install chromium chromium-driver'"; exit 2; fi; }
+
 test: venv
 	$(BIN)/python -m pytest
 
@@ -37,6 +45,10 @@ lint: venv
 
 book: venv assets
 	$(BIN)/python scripts/build_book.py --profile $(PROFILE)
+
+# Opens the built book in headless Chromium: broken images, console errors, error outputs.
+check-book: venv
+	$(BIN)/python scripts/check_book.py --chrome $(CHROME) --chromedriver $(CHROMEDRIVER)
 
 clean:
 	rm -rf _build

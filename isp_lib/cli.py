@@ -15,6 +15,7 @@ examples:
   isp run --method imp --model minilm --data drugreview --sparsity 0.7 --profile cpu --seed 1
   isp run --method isp --model bert-base --data qnli --sparsity 0.7 --profile paper \\
       --set denoisers=8 --set lookahead_steps=50
+  isp sweep results/foundation_cpu.yaml --dry-run
   isp list
 """
 
@@ -48,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "methods (dense ones need --sparsity 0):\n" + _methods_help())
     r.add_argument("--method", required=True, help="method name (see the list above)")
     r.add_argument("--model", required=True,
-                   help="model: minilm (offline all-MiniLM-L6-v2), bert-base, clip-vit-b32")
+                   help="model: minilm (offline all-MiniLM-L6-v2), bert-base, clip-vit-b32, "
+                        "effnet-lite0 (offline EfficientNet-Lite0, CPU stand-in for CLIP)")
     r.add_argument("--data", required=True,
                    help="data set: drugreview, fashion-mnist, GLUE tasks (mnli qqp stsb wnli qnli "
                         "mrpc rte sst2 cola), cifar10 cifar100 mnist svhn gtsrb cars")
@@ -70,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint override: hub id, local folder (BERT) or file (CLIP)")
     r.add_argument("--data-source", default=None,
                    help="data override: a local folder with the data set's files")
+    sw = sub.add_parser(
+        "sweep", help="run a grid of experiments from a YAML config and write its records",
+        description="Run every cell of a sweep config (complete runs skipped, interrupted ones "
+                    "resumed), then write <config folder>/<name>.jsonl, one record per run. "
+                    "The config format is described in isp_lib/records.py.")
+    sw.add_argument("config", type=Path, help="sweep config, e.g. results/foundation_cpu.yaml")
+    sw.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    sw.add_argument("--dry-run", action="store_true",
+                    help="list the cells and whether each is recorded; run nothing")
     sub.add_parser("list", help="list methods (with options), models, data sets and profiles")
     return parser
 
@@ -91,12 +102,44 @@ def _list() -> None:
     print("profiles: " + ", ".join(PROFILES))
 
 
+def _sweep(config: Path, device: str, dry_run: bool) -> None:
+    """Run a sweep and write its records, or (dry run) list its cells and their state."""
+    from isp_lib.io import write_jsonl
+    from isp_lib.records import load_sweep, read_records, run_sweep
+    from isp_lib.runs import resolve_device
+
+    sweep = load_sweep(config)
+    resolve_device(device)
+    if not dry_run:
+        records = run_sweep(sweep, device=device, progress=True)
+        write_jsonl(sweep.records, records)
+        print(json.dumps({"sweep": sweep.name, "cells": len(records),
+                          "records": str(sweep.records)}))
+        return
+    recorded = {r["config_hash"] for r in read_records(sweep.records)}
+    print(f"{'hash':12s}  {'method':12s} {'sparsity':8s} {'seed':4s}  {'settings':24s} "
+          f"{'recorded':8s}  run dir")
+    for cfg in sweep.cells:
+        run_dir = sweep.out / cfg.dir_name()
+        state = "complete" if (run_dir / "result.json").exists() else \
+            "partial" if run_dir.exists() else "-"
+        settings = " ".join(f"{k}={v}" for k, v in cfg.overrides) or "-"
+        print(f"{cfg.config_hash():12s}  {cfg.method:12s} {cfg.sparsity:<8g} {cfg.seed:<4d}  "
+              f"{settings:24s} {'yes' if cfg.config_hash() in recorded else 'no':8s}  {state}")
+    found = sum(cfg.config_hash() in recorded for cfg in sweep.cells)
+    print(f"{len(sweep.cells)} cells: {found} recorded in {sweep.records}, "
+          f"{len(sweep.cells) - found} not")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``isp``; returns the exit status (2 on bad input)."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "list":
             _list()
+            return 0
+        if args.command == "sweep":
+            _sweep(args.config, args.device, args.dry_run)
             return 0
         from isp_lib.runs import make_config, run
 

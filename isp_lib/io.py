@@ -38,6 +38,17 @@ def write_json(path: Path, obj: Any) -> None:
     _atomic(Path(path), write)
 
 
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    """Write one JSON object per line, keys sorted; readers never see a half-written file."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            for record in records:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+
+    _atomic(Path(path), write)
+
+
 def write_torch(path: Path, obj: Any) -> None:
     """``torch.save`` to a temporary file, then rename over ``path``."""
     _atomic(Path(path), lambda tmp: torch.save(obj, tmp))

