@@ -11,6 +11,11 @@ value, dense) ignoring embeddings") and the official CLIP code:
   pooler is *not* pruned either (BERT-Tickets prunes it; we keep the scope to the transformer
   blocks, so that the mean-pooled heads, which have no pooler, and the pooled heads prune the
   same tensors). The task head is never pruned.
+* ``cnn`` (the EfficientNet-Lite stand-in for CLIP, ``isp_lib.models.effnet``): the weights of
+  every ``nn.Conv2d`` and ``nn.Linear`` inside the module ``backbone`` except the first conv in
+  registration order (the stem, the analogue of CLIP's ``conv1``). The depthwise convs are
+  included (about 5% of the scope in Lite0); the new ``classifier`` sits outside the backbone
+  and is never pruned, nor are BatchNorms and biases.
 * ``linear``: for a user's own model, every ``nn.Linear``/``nn.Conv*d`` weight except those of
   modules whose name ends in ``classifier``, ``head`` or ``fc_out``.
 """
@@ -35,6 +40,16 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     ),
 }
 _HEAD_NAMES = ("classifier", "head", "fc_out")
+_CNN_BACKBONE = "backbone."
+
+
+def _cnn_names(model: nn.Module) -> list[str]:
+    """Conv2d/Linear weights under ``backbone`` without the stem (the first Conv2d)."""
+    layers = [(name, mod) for name, mod in model.named_modules()
+              if name.startswith(_CNN_BACKBONE) and isinstance(mod, nn.Conv2d | nn.Linear)]
+    if layers and isinstance(layers[0][1], nn.Conv2d):
+        layers = layers[1:]
+    return [f"{name}.weight" for name, _ in layers]
 
 
 def prunable_names(model: nn.Module, family: str) -> list[str]:
@@ -42,7 +57,8 @@ def prunable_names(model: nn.Module, family: str) -> list[str]:
 
     Args:
         model: the network.
-        family: ``"clip"``, ``"bert"`` or ``"linear"`` (generic; see module docstring).
+        family: ``"clip"``, ``"bert"``, ``"cnn"`` or ``"linear"`` (generic; see module
+            docstring).
 
     Returns:
         Parameter names; never empty.
@@ -54,12 +70,15 @@ def prunable_names(model: nn.Module, family: str) -> list[str]:
             if isinstance(mod, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d)
             and not mod_name.split(".")[-1].endswith(_HEAD_NAMES)
         ]
+    elif family == "cnn":
+        names = _cnn_names(model)
     elif family in _PATTERNS:
         pattern = _PATTERNS[family]
         names = [n for n, _ in model.named_parameters() if pattern.search(n)]
     else:
         raise UserError(
-            f"unknown scope family '{family}': use one of {', '.join([*_PATTERNS, 'linear'])}"
+            f"unknown scope family '{family}': use one of "
+            f"{', '.join([*_PATTERNS, 'cnn', 'linear'])}"
         )
     if not names:
         raise UserError(

