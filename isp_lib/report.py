@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from isp_lib.flops import FlopProfile
 
 
 def scale_note(records: Sequence[dict]) -> str:
@@ -76,3 +81,134 @@ def verdict(diffs: Sequence[float], at_least: float = 0.0) -> str:
     if mean < at_least and mean < -2 * se:
         return "not reproduced"
     return "inside the noise"
+
+
+def paired_diffs(df: pd.DataFrame, column: str, a: str, b: str, value: str = "test_metric",
+                 on: str = "seed") -> pd.Series:
+    """Per-seed differences A - B of ``value`` between two groups of a tidy frame.
+
+    Args:
+        df: a tidy frame (``isp_lib.records.tidy``), one row per run.
+        column: the column that names the groups, e.g. ``"method"`` or ``"settings"``.
+        a, b: the two values of ``column`` to compare.
+        value: the column to compare.
+        on: the pairing column; only values present in both groups are kept.
+
+    Returns:
+        ``A - B`` indexed by ``on`` (sorted), for :func:`verdict`.
+
+    Raises:
+        ValueError: a group holds two rows with the same ``on`` value.
+
+    >>> df = pd.DataFrame({"method": ["x", "x", "y"], "seed": [0, 1, 0],
+    ...                    "test_metric": [3.0, 4.0, 1.0]})
+    >>> paired_diffs(df, "method", "x", "y").tolist()
+    [2.0]
+    """
+    sides = []
+    for name in (a, b):
+        side = df.loc[df[column] == name, [on, value]]
+        if side[on].duplicated().any():
+            raise ValueError(f"{column}={name} has several rows per {on}: select one setting")
+        sides.append(side.set_index(on)[value])
+    both = sides[0].index.intersection(sides[1].index).sort_values()
+    out = sides[0].loc[both] - sides[1].loc[both]
+    return out.rename(f"{a} - {b}")
+
+
+def majority_baseline(data: str, profile: str, source: str | None = None) -> float:
+    """Test accuracy (percent) of always predicting the most frequent training class.
+
+    The floor every classifier of a chapter has to clear: on a small, skewed test split a
+    collapsed model scores exactly this.
+
+    Args:
+        data: data set name, e.g. ``"drugreview"``.
+        profile: profile name; its caps shape the splits as in a run.
+        source: the data override of the runs (``config.data_source``), if any.
+
+    Returns:
+        The accuracy in percent.
+    """
+    from isp_lib.data import load_data
+    from isp_lib.profiles import get_profile
+
+    raw = load_data(data, get_profile(profile), source=source)
+    values, counts = np.unique(np.asarray(raw.train.labels), return_counts=True)
+    return 100.0 * float(np.mean(np.asarray(raw.test.labels) == values[np.argmax(counts)]))
+
+
+def flop_profile(model: str, data: str, profile: str, batch_size: int | None = None,
+                 model_source: str | None = None, data_source: str | None = None
+                 ) -> FlopProfile:
+    """FLOPs of one training step and of one forward of a model, as a run builds it.
+
+    The batch is the ``batch_size`` longest training examples (text: padded to the longest of
+    them, which is the profile's truncation length on any real data), so the per-step count
+    is what a full-length batch costs: an upper bound on the average step.
+
+    Args:
+        model, data, profile: registry names, as in ``isp run``.
+        batch_size: examples per step; the profile's for the model's family by default.
+        model_source, data_source: the runs' overrides (``config``), if any.
+
+    Returns:
+        The :class:`~isp_lib.flops.FlopProfile` (``isp_lib.flops.count_flops``).
+    """
+    import torch
+
+    from isp_lib.data import load_data
+    from isp_lib.flops import count_flops
+    from isp_lib.models import build_model
+    from isp_lib.profiles import get_profile
+    from isp_lib.scope import prunable_params
+
+    prof = get_profile(profile)
+    raw = load_data(data, prof, source=data_source)
+    torch.manual_seed(0)  # the new head's init; FLOPs do not depend on it
+    bundle = build_model(model, raw, prof, source=model_source)
+    size = batch_size or prof.hparams_for(bundle.family).batch_size
+    train = bundle.make_dataset(raw.train)
+    order = list(range(len(train)))
+    if "input_ids" in train[0]:
+        order.sort(key=lambda i: -len(train[i]["input_ids"]))
+    batch = bundle.collate([train[i] for i in order[:size]])
+    return count_flops(bundle.model, batch, prunable_params(bundle.model, bundle.family))
+
+
+def flops_table(records: Sequence[dict]) -> pd.DataFrame:
+    """Training and inference FLOPs of each result record (``isp_lib.flops.record_flops``).
+
+    One :func:`flop_profile` is counted per model, data set, profile, sources and batch size
+    among the records, and shared by their records.
+
+    Args:
+        records: result records (as written by ``isp run``).
+
+    Returns:
+        One row per record: ``config_hash``, ``method``, ``sparsity`` (target), ``seed``,
+        ``train_steps``, ``budget_steps``, ``density`` (kept share of the prunable scope),
+        ``step_flops`` (one training step), ``train_flops`` (the whole run),
+        ``inference_flops`` and ``dense_inference_flops`` (one example's forward, pruned and
+        dense).
+    """
+    from isp_lib.flops import record_flops
+
+    profiles: dict[tuple, FlopProfile] = {}
+    rows = []
+    for r in records:
+        cfg = r["config"]
+        key = (r["model"], r["data"], cfg["profile"], r["hparams"]["batch_size"],
+               cfg.get("model_source"), cfg.get("data_source"))
+        if key not in profiles:
+            profiles[key] = flop_profile(*key)
+        prof = profiles[key]
+        counted = record_flops(r, prof)
+        rows.append({"config_hash": r["config_hash"], "method": r["method"],
+                     "sparsity": r["target_sparsity"], "seed": r["seed"],
+                     "train_steps": r["train_steps"], "budget_steps": r["budget_steps"],
+                     "density": 1.0 - float(r["actual_sparsity"]),
+                     "step_flops": float(prof.train_step), "train_flops": counted["train"],
+                     "inference_flops": counted["inference"] / prof.batch_size,
+                     "dense_inference_flops": prof.forward / prof.batch_size})
+    return pd.DataFrame(rows)
