@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv assets browser test lint book check-book clean
+.PHONY: venv assets browser test lint book bench check-book clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,10 +41,14 @@ test: venv
 	$(BIN)/python -m pytest
 
 lint: venv
-	$(BIN)/ruff check isp_lib tests notebooks scripts
+	$(BIN)/ruff check isp_lib tests notebooks scripts benchmarks
 
 book: venv assets
 	$(BIN)/python scripts/build_book.py --profile $(PROFILE)
+
+# Benchmarks against the targets of issue 5 (BENCHMARKS.md); e.g. make bench ARGS="--only P2 --reps 5".
+bench: venv
+	$(BIN)/python -m benchmarks $(ARGS)
 
 # Opens the built book in headless Chromium: broken images, console errors, error outputs.
 check-book: venv

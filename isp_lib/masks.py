@@ -12,7 +12,7 @@ exact sort of the few entries in the threshold bucket), without concatenating th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 
@@ -109,12 +109,12 @@ class Mask(dict[str, torch.Tensor]):
 def _order_keys(scores: torch.Tensor) -> torch.Tensor:
     """Map float scores to int32 keys with the same order (IEEE-754 bit trick)."""
     bits = scores.detach().float().contiguous().view(torch.int32)
-    return bits ^ ((bits >> 31) & 0x7FFFFFFF)
+    return (bits >> 31).bitwise_and_(0x7FFFFFFF).bitwise_xor_(bits)
 
 
 def _buckets(keys: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
     """Bucket id per entry from its order key (0 for pruned entries, 1.. by increasing key)."""
-    b = (keys >> _BUCKET_SHIFT) + (_NUM_BUCKETS // 2 + 1)
+    b = (keys >> _BUCKET_SHIFT).add_(_NUM_BUCKETS // 2 + 1)
     return b.masked_fill_(~kept, 0)
 
 
@@ -136,6 +136,9 @@ def prune_lowest(scores: Mapping[str, torch.Tensor], mask: Mask, k: int) -> Mask
     if k == 0:
         return mask.clone()
     names = list(mask)
+    # The result is allocated before any temporary, so that the temporaries, freed one tensor
+    # at a time, do not leave holes under long-lived blocks in the allocator's heap.
+    new = Mask({n: torch.empty_like(mask[n]) for n in names})
     counts = torch.zeros(_NUM_BUCKETS + 1, dtype=torch.int64)
     for n in names:
         counts += torch.bincount(_buckets(_order_keys(scores[n]), mask[n]).flatten(),
@@ -146,11 +149,10 @@ def prune_lowest(scores: Mapping[str, torch.Tensor], mask: Mask, k: int) -> Mask
     below = int(cum[bucket - 1]) if bucket > 0 else 0
     # Entries in the threshold bucket: sort exactly, ties by tensor order then flat index.
     cand_keys, cand_where = [], []
-    new = Mask()
     for i, n in enumerate(names):
         keys = _order_keys(scores[n])
         b = _buckets(keys, mask[n])
-        new[n] = mask[n] & (b > bucket)
+        torch.gt(b, bucket, out=new[n])  # pruned entries are in bucket 0 < bucket: stay pruned
         idx = (b.flatten() == bucket).nonzero().squeeze(1)
         if idx.numel():
             cand_keys.append(keys.flatten()[idx])
@@ -180,9 +182,40 @@ def _count(amount: float | int, kept: int) -> int:
     return amount
 
 
-def magnitudes(params: Mapping[str, torch.Tensor], names: Iterable[str]) -> dict[str, torch.Tensor]:
-    """|w| per named tensor (the L1 magnitude score of magnitude pruning)."""
-    return {n: params[n].detach().abs() for n in names}
+class _Magnitudes(Mapping[str, torch.Tensor]):
+    """|w| per named tensor, computed on each access rather than held for all tensors at once."""
+
+    def __init__(self, params: Mapping[str, torch.Tensor], names: Iterable[str]) -> None:
+        self._params = params
+        self._names = list(names)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name not in self._names:
+            raise KeyError(name)
+        return self._params[name].detach().abs()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def magnitudes(
+    params: Mapping[str, torch.Tensor], names: Iterable[str]
+) -> Mapping[str, torch.Tensor]:
+    """|w| per named tensor (the L1 magnitude score of magnitude pruning).
+
+    Args:
+        params: name -> weight tensor.
+        names: the names to score.
+
+    Returns:
+        A read-only mapping that computes ``|w|`` of one tensor when it is read, so that
+        :func:`prune_lowest`, which reads one tensor at a time, never holds a copy of all the
+        weights (on ViT-B/32's visual tower that copy is 340 MB).
+    """
+    return _Magnitudes(params, names)
 
 
 def global_magnitude_prune(
