@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import papermill
-import yaml
+from toc import toc_files
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = ROOT / "_build" / "src"
@@ -25,21 +25,7 @@ STAGE = ROOT / "_build" / "src"
 
 def chapters() -> list[str]:
     """Notebook paths (without suffix) listed in ``_toc.yml``, in order."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files: list[str] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if "file" in node:
-                files.append(str(node["file"]))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(toc)
-    return [f for f in files if f.startswith("notebooks/")]
+    return [f for f in toc_files(ROOT / "_toc.yml") if f.startswith("notebooks/")]
 
 
 def stage() -> None:

@@ -30,6 +30,7 @@ import yaml
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
+from toc import toc_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,21 +60,8 @@ return Array.from(document.querySelectorAll('div.output.traceback'))
 
 def toc_pages(book: Path) -> list[str]:
     """HTML paths (relative to ``_build/html``) of the root and every file in ``_toc.yml``."""
-    toc = yaml.safe_load((book / "_toc.yml").read_text())
-    files = [str(toc["root"])]
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if "file" in node:
-                files.append(str(node["file"]))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk({k: v for k, v in toc.items() if k != "root"})
-    return [f"{Path(f).with_suffix('')}.html" for f in files]
+    root = str(yaml.safe_load((book / "_toc.yml").read_text())["root"])
+    return [f"{Path(f).with_suffix('')}.html" for f in [root, *toc_files(book / "_toc.yml")]]
 
 
 def colab_link(book: Path, page: str) -> str | None:
