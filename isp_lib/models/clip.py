@@ -170,6 +170,26 @@ class ImageDataset(Dataset):
         return {"pixel_values": pixels, "labels": self.labels[i]}
 
 
+def image_datasets(transform: Callable) -> Callable[[Split], ImageDataset]:
+    """A ``make_dataset`` for image models: wraps a split, converting and transforming each
+    image when it is read (the first one is checked at once, not in a DataLoader worker).
+
+    Args:
+        transform: PIL image -> input tensor.
+
+    Returns:
+        split -> :class:`ImageDataset`.
+    """
+
+    def make_dataset(split: Split) -> ImageDataset:
+        labels = torch.as_tensor(np.asarray(split.labels), dtype=torch.long)
+        if len(split):
+            to_pil_rgb(split.inputs[0])
+        return ImageDataset(split.inputs, labels, transform)
+
+    return make_dataset
+
+
 def stack_collate(items: list[dict[str, torch.Tensor]]) -> Batch:
     """Stack :class:`ImageDataset` items: (B, 3, H, W) ``pixel_values`` and (B,) ``labels``."""
     return {key: torch.stack([it[key] for it in items]) for key in items[0]}
@@ -251,11 +271,5 @@ def build_clip(
     model = ClipClassifier(clip.visual, head).eval()
     transform = eval_transform(model.visual)
 
-    def make_dataset(split: Split) -> ImageDataset:
-        """Wrap a split; images are converted and transformed when an item is read."""
-        labels = torch.as_tensor(np.asarray(split.labels), dtype=torch.long)
-        if len(split):
-            to_pil_rgb(split.inputs[0])  # fail now, not in a DataLoader worker, on bad inputs
-        return ImageDataset(split.inputs, labels, transform)
-
-    return ModelBundle(model=model, family="clip", make_dataset=make_dataset, collate=stack_collate)
+    return ModelBundle(model=model, family="clip", make_dataset=image_datasets(transform),
+                       collate=stack_collate)

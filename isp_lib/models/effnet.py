@@ -22,15 +22,14 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torchvision import transforms
 
-from isp_lib.data.base import RawData, Split
+from isp_lib.data.base import RawData
 from isp_lib.errors import UserError
 from isp_lib.models.base import ModelBundle
-from isp_lib.models.clip import ImageDataset, stack_collate, to_pil_rgb
+from isp_lib.models.clip import image_datasets, stack_collate
 from isp_lib.models.registry import EFFNET_LITE0_PACKAGE, ModelSpec
 from isp_lib.profiles import Profile
 
@@ -166,11 +165,5 @@ def build_effnet(
     model = EffNetClassifier(backbone, features, data.num_labels).eval()
     transform = effnet_transform(_TINY_RESOLUTION if profile.tiny else RESOLUTION)
 
-    def make_dataset(split: Split) -> ImageDataset:
-        """Wrap a split; images are converted and transformed when an item is read."""
-        labels = torch.as_tensor(np.asarray(split.labels), dtype=torch.long)
-        if len(split):
-            to_pil_rgb(split.inputs[0])  # fail now, not in a DataLoader worker, on bad inputs
-        return ImageDataset(split.inputs, labels, transform)
-
-    return ModelBundle(model=model, family="cnn", make_dataset=make_dataset, collate=stack_collate)
+    return ModelBundle(model=model, family="cnn", make_dataset=image_datasets(transform),
+                       collate=stack_collate)
