@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -15,9 +14,9 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from isp_lib.data import RawData, load_data
-from isp_lib.errors import UserError
 from isp_lib.models import ModelBundle, build_model
 from isp_lib.profiles import Profile, get_profile
+from isp_lib.records import read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,22 +174,11 @@ def load_records() -> list[dict]:
     Returns:
         The records; a record whose config hash was already read is left out.
     """
-    out: list[dict] = []
-    seen: set[str] = set()
+    out: dict[str, dict] = {}
     for path in sorted((ROOT / "results").glob("*.jsonl")):
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                raise UserError(f"{path.relative_to(ROOT)} line {number} is not JSON: "
-                                "fix or remove that line") from None
-            key = record.get("config_hash") or line
-            if key not in seen:
-                seen.add(key)
-                out.append(record)
-    return out
+        for record in read_records(path):
+            out.setdefault(record["config_hash"], record)
+    return list(out.values())
 
 
 def minilm_cpu(records: list[dict]) -> list[dict]:
