@@ -71,13 +71,16 @@ class Sweep:
 
 
 def load_sweep(config: str | Path | Mapping[str, Any], profile: str | None = None,
-               results_dir: str | Path = "results") -> Sweep:
+               results_dir: str | Path = "results", model: str | None = None,
+               data: str | None = None) -> Sweep:
     """Read and validate a sweep config.
 
     Args:
         config: a YAML file (its records file goes next to it) or the same keys as a mapping.
         profile: run the grid under this profile instead of the config's (e.g. ``smoke``).
         results_dir: folder of the records file when ``config`` is a mapping.
+        model: run every cell on this model instead of the config's (e.g. ``clip-vit-b32``).
+        data: run every cell on this data set instead of the config's.
 
     Returns:
         The :class:`Sweep`.
@@ -90,8 +93,12 @@ def load_sweep(config: str | Path | Mapping[str, Any], profile: str | None = Non
     else:
         path = Path(config)
         raw, where, folder = _read_yaml(path), str(path), path.parent
-    if profile is not None:
-        raw["profile"] = profile
+    for key, value in (("profile", profile), ("model", model), ("data", data)):
+        if value is not None:
+            raw[key] = value
+            if key != "profile" and isinstance(raw.get("grid"), list):
+                raw["grid"] = [{k: v for k, v in b.items() if k != key}
+                               if isinstance(b, dict) else b for b in raw["grid"]]
     try:
         return _parse(raw, folder)
     except UserError as exc:
@@ -139,7 +146,8 @@ def run_sweep(sweep: Sweep, device: str = "auto", progress: bool = False) -> lis
 
 def load_or_run(config: str | Path | Mapping[str, Any], recompute: bool = False,
                 device: str = "auto", profile: str | None = None,
-                results_dir: str | Path = "results") -> list[dict]:
+                results_dir: str | Path = "results", model: str | None = None,
+                data: str | None = None) -> list[dict]:
     """The records of a sweep's grid: committed ones where they exist, fresh runs otherwise.
 
     The committed records file is only read here; ``isp sweep`` writes it.
@@ -151,12 +159,14 @@ def load_or_run(config: str | Path | Mapping[str, Any], recompute: bool = False,
         device: ``auto``, ``cpu`` or ``cuda``.
         profile: run the grid under this profile instead of the config's.
         results_dir: folder of the records file when ``config`` is a mapping.
+        model: run the grid on this model instead of the config's.
+        data: run the grid on this data set instead of the config's.
 
     Returns:
         One record per cell, in cell order: the committed record whose ``config_hash`` matches
         the cell's, else the record of a run of that cell.
     """
-    sweep = load_sweep(config, profile=profile, results_dir=results_dir)
+    sweep = load_sweep(config, profile=profile, results_dir=results_dir, model=model, data=data)
     committed = {} if recompute else {r["config_hash"]: r for r in read_records(sweep.records)}
     missing = tuple(c for c in sweep.cells if c.config_hash() not in committed)
     fresh = run_sweep(replace(sweep, cells=missing), device=device)

@@ -145,6 +145,14 @@ def test_profile_override_and_default_out(tmp_path):
     assert sweep.out == Path("runs/tiny") and sweep.records == tmp_path / "tiny.jsonl"
 
 
+def test_model_and_data_override_every_block(tmp_path):
+    cfg = tiny_config(tmp_path)
+    cfg["grid"][0]["data"] = "sst2"
+    sweep = load_sweep(cfg, model="bert-base", data="qnli")
+    assert {(c.model, c.data) for c in sweep.cells} == {("bert-base", "qnli")}
+    assert len(sweep.cells) == 2 and cfg["grid"][0]["data"] == "sst2"  # the input is untouched
+
+
 def test_duplicate_cells_run_once(tmp_path):
     cfg = tiny_config(tmp_path, grid=[{"methods": ["dense"], "sparsities": [0.0]}] * 2)
     assert len(load_sweep(cfg).cells) == 1
