@@ -83,6 +83,34 @@ def verdict(diffs: Sequence[float], at_least: float = 0.0) -> str:
     return "inside the noise"
 
 
+def flat_verdict(values: Sequence[float], seed_values: Sequence[float]) -> str:
+    """The verdict on a claim "this setting does not matter", e.g. ISP's look-ahead length.
+
+    Each value (one run or mean per setting) is compared with the prediction band of one more
+    seed at the reference setting: mean ± 2 sd sqrt(1 + 1/n) of ``seed_values`` (n seeds).
+
+    Args:
+        values: the metric at each setting.
+        seed_values: the metric over seeds at the reference setting.
+
+    Returns:
+        "reproduced" if every value lies inside the band, "not reproduced" if one lies
+        outside, "not testable (one seed)" with fewer than two seeds or values.
+
+    >>> flat_verdict([70.0, 71.0, 69.5], [70.0, 71.0, 69.0])
+    'reproduced'
+    >>> flat_verdict([70.0, 75.0], [70.0, 71.0, 69.0])
+    'not reproduced'
+    """
+    n = len(seed_values)
+    if n < 2 or len(values) < 2:
+        return "not testable (one seed)"
+    mean = sum(seed_values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in seed_values) / (n - 1))
+    half = 2 * sd * math.sqrt(1 + 1 / n)
+    return "reproduced" if all(abs(v - mean) <= half for v in values) else "not reproduced"
+
+
 def paired_diffs(df: pd.DataFrame, column: str, a: str, b: str, value: str = "test_metric",
                  on: str = "seed") -> pd.Series:
     """Per-seed differences A - B of ``value`` between two groups of a tidy frame.

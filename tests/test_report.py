@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from isp_lib.report import (
+    flat_verdict,
     flop_profile,
     flops_table,
     majority_baseline,
@@ -26,6 +27,18 @@ from isp_lib.report import (
 ])
 def test_verdict(diffs, at_least, expected):
     assert verdict(diffs, at_least) == expected
+
+
+@pytest.mark.parametrize("values,seeds,expected", [
+    ([70.0, 70.5, 69.6], [70.0, 71.0, 69.0], "reproduced"),
+    ([70.0, 73.4], [70.0, 71.0, 69.0], "not reproduced"),  # band: 70 ± 2 * 1 * sqrt(4/3)
+    ([70.0, 66.6], [70.0, 71.0, 69.0], "not reproduced"),
+    ([70.0, 73.0], [70.0, 71.0, 69.0], "reproduced"),
+    ([70.0, 90.0], [70.0], "not testable (one seed)"),
+    ([70.0], [70.0, 71.0, 69.0], "not testable (one seed)"),
+])
+def test_flat_verdict(values, seeds, expected):
+    assert flat_verdict(values, seeds) == expected
 
 
 def test_seed_summary_and_scale_note():
