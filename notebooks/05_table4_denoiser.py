@@ -41,7 +41,6 @@ PROFILE = "cpu"  # smoke | cpu | paper
 RECOMPUTE = False  # True: ignore the committed records and run every cell
 DEVICE = "auto"
 KIT_REF = "main"  # on Colab: the branch, tag or commit of the kit to install
-ABLATION = "denoisers=0"  # the settings word of the runs without the denoiser
 
 # %% [markdown]
 # ## Imports
@@ -74,6 +73,7 @@ from isp_lib.paper import paper_numbers
 # Tables 2 and 3). The gain is computed here.
 
 # %%
+ABLATION = "denoisers=0"  # the settings word of the runs without the denoiser
 paper = paper_numbers("table4")
 paper["with denoiser"] = paper["setting"] != ABLATION
 paper["kind"] = paper["metric"].str.endswith("_std").map({False: "mean", True: "std"})
