@@ -13,7 +13,7 @@ from isp_lib.methods import METHODS, get_method
 from isp_lib.methods import denoise as denoise_mod
 from isp_lib.methods.base import parse_options
 from isp_lib.methods.denoise import Protocol, denoised_prune
-from isp_lib.methods.isp import ISPOptions
+from isp_lib.methods.isp import ISPOptions, fitted_rate
 from tests.conftest import make_toy_ctx
 
 
@@ -82,6 +82,29 @@ def test_isp_rounds_grow_and_masks_shrink():
     assert gaps == sorted(gaps)
     sparsities = [t["sparsity"] for t in trace]
     assert sparsities == sorted(sparsities) and trace[-1]["adjusted"]
+
+
+def test_isp_fit_rate_spreads_a_high_target_over_the_rounds():
+    fixed = run_method("isp", sparsity=0.95)
+    fitted = run_method("isp", sparsity=0.95, fit_rate=True)
+    total = fitted.mask.num_total()
+    assert total - fitted.mask.num_kept() == round(0.95 * total)
+    assert all(t["rate"] == fixed.hp.rate for t in fixed.progress["trace"])
+    rates = [t["rate"] for t in fitted.progress["trace"]]
+    assert min(rates) >= fitted.hp.rate < max(rates)
+
+    def last_jump(ctx):
+        trace = ctx.progress["trace"]
+        return trace[-1]["sparsity"] - (trace[-2]["sparsity"] if len(trace) > 1 else 0.0)
+
+    assert last_jump(fitted) < last_jump(fixed)
+
+
+@pytest.mark.parametrize("current,target,rounds", [(0.0, 0.9, 6), (0.3, 0.7, 2), (0.5, 0.9, 1)])
+def test_fitted_rate_reaches_the_target_in_the_rounds(current, target, rounds):
+    r = fitted_rate(current, target, rounds)
+    assert 1 - (1 - current) * (1 - r) ** rounds == pytest.approx(target)
+    assert fitted_rate(target, target, rounds) == 0.0
 
 
 @pytest.fixture

@@ -23,6 +23,9 @@ class ISPOptions:
     lookahead_wds: look-ahead n uses weight decay ``lookahead_wds[n % len]``.
     mask_budget_frac: share M/T of the budget the mask-generation rounds may use; the round
         after which the next one would not fit prunes straight to the target.
+    fit_rate: raise a round's rate above ``hp.rate`` where needed for the rounds that fit in
+        the mask budget to reach the target at a constant rate, so that a short budget does
+        not end in one large jump to the target (a kit option; the paper's fixed s is False).
     """
 
     lookahead_data_frac: float = 0.1
@@ -30,6 +33,7 @@ class ISPOptions:
     lookahead_lr_mults: tuple[float, ...] = (1.0, 2.0, 0.5, 1.5, 0.75)
     lookahead_wds: tuple[float, ...] = (0.0, 0.01, 0.1, 0.001, 0.05)
     mask_budget_frac: float = 0.6
+    fit_rate: bool = False
 
 
 class ISP(Method):
@@ -79,16 +83,40 @@ class ISP(Method):
         def round_steps(k: int) -> int:
             return max(1, math.ceil(t * (k + 1) * spe))
 
+        def rounds_left(k: int, done: int) -> int:
+            """Rounds k, k+1, ... that fit in the mask budget, round k included."""
+            n = 1
+            while done + round_steps(k) + round_steps(k + 1) <= mask_budget:
+                done, k, n = done + round_steps(k), k + 1, n + 1
+            return n
+
         while target_count(ctx.mask, ctx.sparsity) > 0:
             steps = round_steps(i)
             last = main.step_count + steps + round_steps(i + 1) > mask_budget
+            rate = ctx.hp.rate
+            if opts.fit_rate:
+                rate = max(rate, fitted_rate(ctx.mask.sparsity(), ctx.sparsity,
+                                             rounds_left(i, main.step_count)))
             main.train(steps, "train", desc=f"isp round {i + 1}")
-            mask, report = denoised_prune(ctx, scratch, protocols, ctx.hp.rate, i,
+            mask, report = denoised_prune(ctx, scratch, protocols, rate, i,
                                           force_adjust=last, adjust_gap=ctx.hp.adjust_gap)
             ctx.set_mask(mask, main)
-            trace.append({"round": i, "main_steps": main.step_count, **asdict(report)})
+            trace.append({"round": i, "main_steps": main.step_count, "rate": rate,
+                          **asdict(report)})
             i += 1
             ctx.progress["round"] = i
             ctx.save(main)
         ctx.progress["mask_steps"] = main.step_count
         ctx.finetune(main, ctx.budget)
+
+
+def fitted_rate(current: float, target: float, rounds: int) -> float:
+    """The constant share of the remaining weights to prune per round to go from ``current``
+    to ``target`` sparsity in ``rounds`` rounds (0 if already there).
+
+    >>> round(fitted_rate(0.0, 0.9, 2), 4)
+    0.6838
+    """
+    if current >= target:
+        return 0.0
+    return 1.0 - ((1.0 - target) / (1.0 - current)) ** (1.0 / max(1, rounds))
