@@ -112,15 +112,18 @@ Markdown(f"The paper: ISP is the best pruning method in **{(paper_rank == 1).sum
 # %% [markdown]
 # ## Set-up
 # The sweep `CONFIG` on `MODEL` and `DATA`: dense fine-tuning, then every pruning method the
-# sweep lists at its sparsities and seeds. Cost is counted in optimizer steps over every phase
-# of a run (look-aheads, scoring passes and IMP's rounds included) and in units of T, the steps
-# of one fine-tune.
+# sweep lists at its sparsities and seeds. A run with a setting (an `isp run --set` override)
+# is labelled with it, e.g. `isp (fit_rate=true)`. Cost is counted in optimizer steps over
+# every phase of a run (look-aheads, scoring passes and IMP's rounds included) and in units of
+# T, the steps of one fine-tune.
 
 # %%
 profile = None if PROFILE == "cpu" else PROFILE
 recs = records.load_or_run(f"results/{CONFIG}.yaml", recompute=RECOMPUTE, device=DEVICE,
                            profile=profile, model=MODEL, data=DATA)
 df = records.tidy(recs)
+df["method"] = [f"{m} ({s})" if s else m for m, s in zip(df["method"], df["settings"],
+                                                         strict=True)]
 df["cost (T)"] = df["train_steps"] / df["budget_steps"]
 SCALE = report.scale_note(recs)
 MAJORITY = report.majority_baseline(recs[0]["data"], recs[0]["config"]["profile"],
@@ -157,6 +160,39 @@ ours[f"paper: {PAPER_DATA} - dense"] = ours[f"paper: {PAPER_DATA}"] - paper_dens
     PAPER_DATA, float("nan"))
 table = ours.drop(columns=["mean", "sd"]).rename(columns={"train_steps": "train steps"})
 table.set_index(["sparsity", "method"]).round(2).astype(object).fillna("")
+
+# %% [markdown]
+# ## ISP's prune schedule
+# ISP prunes in rounds of growing length inside the budget; the round after which the next one
+# would not fit in the mask budget prunes straight to the target, and the rest of T fine-tunes.
+# Per ISP run of the lowest seed: the sparsity after each round and the rate asked of it (the
+# look-aheads' union spares some of what the rate asks), then how far the last round jumped
+# and how many fine-tune steps were left after it. A large last jump late in the budget is
+# what the `fit_rate` option avoids.
+
+# %%
+isp_runs = [(label, r) for label, r in zip(df["method"], recs, strict=True)
+            if label.startswith("isp") and r["progress"].get("trace")]
+lowest = {}
+for label, r in isp_runs:
+    key = (label, r["target_sparsity"])
+    if key not in lowest or r["seed"] < lowest[key]["seed"]:
+        lowest[key] = r
+schedule = pd.DataFrame([{"ISP": label, "target": s, "round": t["round"],
+                          "step": t["main_steps"], "rate": t.get("rate"),
+                          "sparsity": t["sparsity"]}
+                         for (label, s), r in sorted(lowest.items())
+                         for t in r["progress"]["trace"]])
+jumps = schedule.groupby(["ISP", "target"]).agg(
+    rounds=("round", "size"), last_step=("step", "last"),
+    before_last=("sparsity", lambda x: x.iloc[-2] if len(x) > 1 else 0.0))
+jumps["last jump (points)"] = 100 * (jumps.index.get_level_values("target")
+                                     - jumps["before_last"])
+jumps["fine-tune steps left"] = [lowest[k]["budget_steps"] - jumps.loc[k, "last_step"]
+                                 for k in jumps.index]
+display(jumps.drop(columns="before_last").rename(columns={"last_step": "step of last prune"})
+        .round(1))
+schedule.pivot_table(index="round", columns=["ISP", "target"], values="sparsity").round(3)
 
 # %% [markdown]
 # ## Figure
@@ -205,17 +241,16 @@ rows = []
 for s in sorted(sparse["sparsity"].unique()):
     at = df[df["sparsity"] == s]
     cost = at.groupby("method")["cost (T)"].mean()
-    if "isp" not in cost:
-        continue
-    for m in [m for m in methods if m != "isp" and m in cost]:
-        d = report.paired_diffs(at, "method", "isp", m)
-        rows.append({"sparsity": s, "baseline": m, "seeds": len(d),
-                     "ISP - baseline": d.mean() if len(d) else float("nan"),
-                     "sd": d.std(ddof=1) if len(d) > 1 else float("nan"),
-                     "verdict": report.verdict(d.tolist()),
-                     "cost ISP (T)": cost["isp"], "cost baseline (T)": cost[m],
-                     f"paper ({PAPER_DATA})": paper_at.get(("isp", s), float("nan"))
-                     - paper_at.get((m, s), float("nan"))})
+    for v in [m for m in methods if m.startswith("isp") and m in cost]:
+        for m in [m for m in methods if not m.startswith("isp") and m in cost]:
+            d = report.paired_diffs(at, "method", v, m)
+            rows.append({"sparsity": s, "ISP": v, "baseline": m, "seeds": len(d),
+                         "ISP - baseline": d.mean() if len(d) else float("nan"),
+                         "sd": d.std(ddof=1) if len(d) > 1 else float("nan"),
+                         "verdict": report.verdict(d.tolist()),
+                         "cost ISP (T)": cost[v], "cost baseline (T)": cost[m],
+                         f"paper ({PAPER_DATA})": paper_at.get(("isp", s), float("nan"))
+                         - paper_at.get((m, s), float("nan"))})
 verdicts = pd.DataFrame(rows)
 display(verdicts.round(2).astype(object).fillna(""))
 mean_at = sparse.groupby(["sparsity", "method"])["test_metric"].mean()
@@ -224,8 +259,9 @@ for s, group in mean_at.groupby(level="sparsity"):
     ranked = group.droplevel("sparsity").rank(ascending=False, method="min")
     paper_ranked = paper_at.xs(s, level="sparsity").reindex(ranked.index).rank(
         ascending=False, method="min")
-    lines.append(f"- Sparsity {s:.0%}: ISP ranks **{ranked.get('isp', float('nan')):.0f} of "
-                 f"{len(ranked)}** of our pruning methods by mean test accuracy"
+    ours_rank = ", ".join(f"{v} {ranked[v]:.0f}" for v in ranked.index if v.startswith("isp"))
+    lines.append(f"- Sparsity {s:.0%}: ISP ranks **{ours_rank or 'n/a'} of {len(ranked)}** of "
+                 "our pruning methods by mean test accuracy"
                  + (f" (the paper, same methods on {PAPER_DATA}: "
                     f"{paper_ranked.get('isp', float('nan')):.0f} of {paper_ranked.count()})"
                     if paper_ranked.count() else "") + ".")
