@@ -203,7 +203,7 @@ schedule.pivot_table(index="round", columns=["ISP", "target"], values="sparsity"
 # %%
 methods = [m for m in dict.fromkeys(pruned["method"]) if m in set(df["method"])]
 methods += sorted(set(df["method"]) - set(methods) - {"dense"})
-palette = dict(zip(methods, sns.color_palette("tab10", len(methods)), strict=True))
+palette = dict(zip(methods, sns.color_palette("tab20", len(methods)), strict=True))
 fig, (ax_ours, ax_paper) = plt.subplots(1, 2, figsize=(12, 4.6))
 sparse = df[df["method"] != "dense"]
 sns.lineplot(sparse, x="sparsity", y="test_metric", hue="method", hue_order=methods,
