@@ -173,8 +173,12 @@ def test_isp_protocols_vary_as_the_paper_says_or_follow_the_official_code():
 def test_option_parsing_casts_and_refuses():
     opts = parse_options(ISPOptions, {"lookahead_lr_mults": "1,0.5", "vary_protocol": "false"})
     assert opts.lookahead_lr_mults == (1.0, 0.5) and opts.vary_protocol is False
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="vary_protocol='maybe' is not valid: use true or false"):
         parse_options(ISPOptions, {"vary_protocol": "maybe"})
+    with pytest.raises(UserError, match="use a number"):
+        parse_options(ISPOptions, {"mask_budget_frac": "half"})
+    with pytest.raises(UserError, match="use comma-separated numbers, e.g. 1,0.5"):
+        parse_options(ISPOptions, {"lookahead_wds": "0.1,x"})
     with pytest.raises(UserError):
         get_method("nope")
 

@@ -48,14 +48,23 @@ def _cast(value: str, typ: Any, key: str) -> Any:
     try:
         if origin is tuple:
             (inner, *_rest) = typing.get_args(typ)
-            return tuple(_cast(v, inner, key) for v in value.split(",") if v.strip())
+            return tuple(inner(v) for v in value.split(",") if v.strip())
         if typ is bool:
             if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError
             return value.lower() in ("true", "1", "yes")
         return typ(value)
     except (TypeError, ValueError):
-        raise UserError(f"option {key}={value!r} does not parse as {typ}") from None
+        raise UserError(f"option {key}={value!r} is not valid: use {_expected(typ)}") from None
+
+
+def _expected(typ: Any) -> str:
+    if typing.get_origin(typ) is tuple:
+        inner = typing.get_args(typ)[0]
+        plural = {float: "numbers", int: "whole numbers"}.get(inner, f"{inner.__name__} values")
+        return f"comma-separated {plural}, e.g. 1,0.5"
+    return {bool: "true or false", int: "a whole number", float: "a number"}.get(
+        typ, getattr(typ, "__name__", str(typ)))
 
 
 def option_names(options_cls: type) -> list[str]:
