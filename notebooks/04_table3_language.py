@@ -42,7 +42,7 @@ PROFILE = "cpu"  # smoke | cpu | paper
 RECOMPUTE = False  # True: ignore the committed records and run every cell
 DEVICE = "auto"
 KIT_REF = "main"  # on Colab: the branch, tag or commit of the kit to install
-CONFIGS = ["foundation_cpu", "p1_cpu", "methods_cpu"]  # sweep configs under results/
+CONFIGS = ["foundation_cpu", "p1_cpu", "p1_fit_cpu", "methods_cpu"]  # sweeps under results/
 
 # %% [markdown]
 # ## Imports
@@ -93,9 +93,10 @@ Markdown(f"The paper: ISP ≥ IMP on **{(isp_minus_imp >= 0).sum()} of {len(isp_
 # The sweeps of `CONFIGS`: MiniLM-L6 on the drug reviews, dense fine-tuning and every method
 # those sweeps ran. The pruning methods run at the sweeps' sparsities; IMS and the two model
 # soups produce dense models (they are the subject of the Table 6 chapter and appear here for
-# completeness). Cost is counted in optimizer steps over every phase of a run (look-aheads,
-# scoring passes and soup ingredients included) and in units of T, the steps of one
-# fine-tune.
+# completeness). A run with a setting (an `isp run --set` override) is labelled with it, e.g.
+# `isp (fit_rate=true)`, the kit's ISP variant that spreads a high target over the rounds. Cost
+# is counted in optimizer steps over every phase of a run (look-aheads, scoring passes and soup
+# ingredients included) and in units of T, the steps of one fine-tune.
 
 # %%
 profile = None if PROFILE == "cpu" else PROFILE
@@ -104,6 +105,8 @@ recs = [r for name in CONFIGS
                                      device=DEVICE, profile=profile)]
 recs = list({r["config_hash"]: r for r in recs}.values())  # a run shared by two sweeps once
 df = records.tidy(recs)
+df["method"] = [f"{m} ({s})" if s else m for m, s in zip(df["method"], df["settings"],
+                                                         strict=True)]
 df["cost (T)"] = df["train_steps"] / df["budget_steps"]
 SCALE = report.scale_note(recs)
 MAJORITY = report.majority_baseline(recs[0]["data"], recs[0]["config"]["profile"],
@@ -184,16 +187,17 @@ plt.tight_layout(rect=(0, 0.05, 1, 1))
 lines = []
 for s in sorted(df.loc[df["method"].isin(["isp", "imp"]), "sparsity"].unique()):
     at = df[df["sparsity"] == s]
-    d = report.paired_diffs(at, "method", "isp", "imp")
     cost = at.groupby("method")["cost (T)"].mean()
     paper_d = [f"{t} {isp_minus_imp[t]:+.2f}" for t in paper_cols if task_sparsity[t] == s]
-    sd = d.std(ddof=1) if len(d) > 1 else 0.0
-    mean = f"{d.mean():+.2f} ± {sd:.2f}" if len(d) else "no paired seeds"
-    lines.append(
-        f"- Sparsity {s:.0%}: **{report.verdict(d.tolist())}**. ISP - IMP = {mean} points "
-        f"over {len(d)} seed(s); cost ISP {cost.get('isp', float('nan')):.1f} T, IMP "
-        f"{cost.get('imp', float('nan')):.1f} T"
-        + (f"; the paper: {', '.join(paper_d)}." if paper_d else "."))
+    for v in sorted(m for m in cost.index if m.startswith("isp")):
+        d = report.paired_diffs(at, "method", v, "imp")
+        sd = d.std(ddof=1) if len(d) > 1 else 0.0
+        mean = f"{d.mean():+.2f} ± {sd:.2f}" if len(d) else "no paired seeds"
+        lines.append(
+            f"- Sparsity {s:.0%}, {v}: **{report.verdict(d.tolist())}**. {v} - IMP = {mean} "
+            f"points over {len(d)} seed(s); cost {v} {cost[v]:.1f} T, IMP "
+            f"{cost.get('imp', float('nan')):.1f} T"
+            + (f"; the paper: {', '.join(paper_d)}." if paper_d else "."))
 if not lines:
     lines.append("- **Not testable at this scale**: no sparsity has both ISP and IMP runs.")
 Markdown("\n".join(lines) + f"\n\nScale: {SCALE}.")
