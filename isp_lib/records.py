@@ -45,7 +45,7 @@ TOP_KEYS = ("name", "profile", "model", "data", "methods", "sparsities", "seeds"
             "out", "grid")
 BLOCK_KEYS = ("model", "data", "methods", "sparsities", "seeds", "settings")
 TIDY_COLUMNS = ("method", "model", "data", "profile", "sparsity", "actual_sparsity", "seed",
-                "settings", "metric_name", "val_metric", "test_metric", "train_steps",
+                "settings", "label", "metric_name", "val_metric", "test_metric", "train_steps",
                 "samples_seen", "budget_steps", "wall_s", "config_hash", "git_commit")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _EXAMPLES = {"profile": "profile: cpu", "model": "model: minilm", "data": "data: drugreview",
@@ -178,12 +178,15 @@ def tidy(records: list[dict]) -> pd.DataFrame:
     """One row per record with the columns of :data:`TIDY_COLUMNS`.
 
     ``sparsity`` is the target sparsity; ``settings`` the run's overrides as ``key=value``
-    words (empty for none).
+    words (empty for none); ``label`` the method, followed by its settings in brackets if any
+    (e.g. ``isp (fit_rate=true)``).
     """
-    rows = [{**{k: r.get(k) for k in TIDY_COLUMNS}, "sparsity": r["target_sparsity"],
-             "profile": r["config"]["profile"],
-             "settings": " ".join(f"{k}={v}" for k, v in r["config"]["overrides"])}
-            for r in records]
+    rows = []
+    for r in records:
+        settings = " ".join(f"{k}={v}" for k, v in r["config"]["overrides"])
+        rows.append({**{k: r.get(k) for k in TIDY_COLUMNS}, "sparsity": r["target_sparsity"],
+                     "profile": r["config"]["profile"], "settings": settings,
+                     "label": f"{r['method']} ({settings})" if settings else r["method"]})
     return pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
 
 

@@ -122,8 +122,7 @@ profile = None if PROFILE == "cpu" else PROFILE
 recs = records.load_or_run(f"results/{CONFIG}.yaml", recompute=RECOMPUTE, device=DEVICE,
                            profile=profile, model=MODEL, data=DATA)
 df = records.tidy(recs)
-df["method"] = [f"{m} ({s})" if s else m for m, s in zip(df["method"], df["settings"],
-                                                         strict=True)]
+df["method"] = df["label"]  # a run with settings is its own row
 df["cost (T)"] = df["train_steps"] / df["budget_steps"]
 SCALE = report.scale_note(recs)
 MAJORITY = report.majority_baseline(recs[0]["data"], recs[0]["config"]["profile"],

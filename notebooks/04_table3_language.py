@@ -105,8 +105,7 @@ recs = [r for name in CONFIGS
                                      device=DEVICE, profile=profile)]
 recs = list({r["config_hash"]: r for r in recs}.values())  # a run shared by two sweeps once
 df = records.tidy(recs)
-df["method"] = [f"{m} ({s})" if s else m for m, s in zip(df["method"], df["settings"],
-                                                         strict=True)]
+df["method"] = df["label"]  # a run with settings is its own row
 df["cost (T)"] = df["train_steps"] / df["budget_steps"]
 SCALE = report.scale_note(recs)
 MAJORITY = report.majority_baseline(recs[0]["data"], recs[0]["config"]["profile"],

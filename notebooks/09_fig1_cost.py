@@ -101,8 +101,6 @@ flops = report.flops_table(recs)
 df = records.tidy(recs).merge(flops[["config_hash", "density", "step_flops", "train_flops",
                                      "inference_flops", "dense_inference_flops"]],
                               on="config_hash")
-df["label"] = [m if not s else f"{m} ({s})" for m, s in zip(df["method"], df["settings"],
-                                                             strict=True)]
 df["cost (T)"] = df["train_steps"] / df["budget_steps"]
 df["sparsity (target)"] = df["sparsity"].map(lambda s: f"{s:.0%}")
 df["task"] = df["model"] + " on " + df["data"]

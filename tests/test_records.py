@@ -123,6 +123,7 @@ def test_tidy_has_one_row_per_record(swept):
     assert df["method"].tolist() == ["dense", "oneshot"]
     assert df["sparsity"].tolist() == [0.0, 0.5]
     assert (df["settings"] == "epochs=1").all() and (df["profile"] == "smoke").all()
+    assert df["label"].tolist() == ["dense (epochs=1)", "oneshot (epochs=1)"]
     assert df["test_metric"].tolist() == [r["test_metric"] for r in recs]
 
 
