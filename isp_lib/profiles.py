@@ -12,11 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 
 from isp_lib.errors import UserError
+from isp_lib.ranges import cast_setting, check_fields, ranged
 
 
 @dataclass(frozen=True)
 class Hparams:
     """Training and pruning hyperparameters shared by every method.
+
+    Each field's type is its annotation and its range is declared with
+    :func:`~isp_lib.ranges.ranged`; :func:`check_hparams` checks them.
 
     Attributes:
         lr: peak AdamW learning rate (linear warmup, then linear decay to zero).
@@ -33,18 +37,18 @@ class Hparams:
         evals_per_epoch: validation evaluations per epoch of the final fine-tune (best kept).
     """
 
-    lr: float
-    weight_decay: float
-    epochs: float
-    batch_size: int
-    warmup_frac: float = 0.06
-    max_grad_norm: float = 1.0
-    rate: float = 0.1
-    lookahead_steps: int = 30
-    denoisers: int = 4
-    seed_frac: float = 0.075
-    adjust_gap: float = 0.05
-    evals_per_epoch: int = 1
+    lr: float = ranged("> 0", example=2e-5)
+    weight_decay: float = ranged(">= 0", example=0.01)
+    epochs: float = ranged("> 0", example=3)
+    batch_size: int = ranged(">= 1", example=16)
+    warmup_frac: float = ranged("[0, 1)", 0.06)
+    max_grad_norm: float = ranged(">= 0", 1.0)
+    rate: float = ranged("(0, 1)", 0.1)
+    lookahead_steps: int = ranged(">= 0", 30)
+    denoisers: int = ranged(">= 0", 4)
+    seed_frac: float = ranged("> 0", 0.075)
+    adjust_gap: float = ranged("[0, 1)", 0.05)
+    evals_per_epoch: int = ranged(">= 1", 1)
 
 
 @dataclass(frozen=True)
@@ -72,14 +76,15 @@ class Profile:
     hparams: dict[str, Hparams] = field(default_factory=dict)
 
     def hparams_for(self, family: str, overrides: dict[str, object] | None = None) -> Hparams:
-        """Return the hyperparameters for ``family`` with ``overrides`` applied.
+        """Return the hyperparameters for ``family`` with ``overrides`` applied, checked.
 
         Args:
             family: model family (``"bert"``, ``"clip"`` or ``"cnn"``).
-            overrides: field name -> value; values are cast to the field's type.
+            overrides: field name -> value (a string or a number), cast to the field's
+                declared type.
 
         Returns:
-            The resolved :class:`Hparams`.
+            The resolved :class:`Hparams`, each field within its declared range.
         """
         if family not in self.hparams:
             fixes = [f"{_INSTEAD.get(family, 'a model of another family')} with this profile"]
@@ -89,22 +94,26 @@ class Profile:
             raise UserError(
                 f"profile '{self.name}' has no {family} hyperparameters: use {', or '.join(fixes)}"
             )
-        base = self.hparams[family]
-        if not overrides:
-            return base
         known = {f.name: f for f in fields(Hparams)}
         cast: dict[str, object] = {}
-        for key, value in overrides.items():
+        for key, value in (overrides or {}).items():
             if key not in known:
                 raise UserError(
                     f"unknown hyperparameter '{key}': use one of {', '.join(sorted(known))}"
                 )
-            typ = type(getattr(base, key))
-            try:
-                cast[key] = typ(value)
-            except (TypeError, ValueError):
-                raise UserError(f"hyperparameter {key}={value!r} is not a {typ.__name__}") from None
-        return replace(base, **cast)
+            cast[key] = cast_setting(known[key], value, "hyperparameter")
+        hp = replace(self.hparams[family], **cast)
+        check_hparams(hp)
+        return hp
+
+
+def check_hparams(hp: Hparams) -> None:
+    """Refuse hyperparameters outside their declared types and ranges (:class:`UserError`).
+
+    Args:
+        hp: the hyperparameters.
+    """
+    check_fields(hp, "hyperparameter")
 
 
 #: What to run instead of a family that a profile leaves out (the paper model it stands in for).

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import typing
 from typing import Any, ClassVar
 
 from isp_lib.context import RunContext
 from isp_lib.errors import UserError
+from isp_lib.ranges import cast_setting, check_fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,37 +34,18 @@ class Method:
         raise NotImplementedError
 
     def check(self, sparsity: float, opts: Any) -> None:
-        """Refuse settings this method cannot honour (raise :class:`UserError`)."""
+        """Refuse settings this method cannot honour (raise :class:`UserError`).
+
+        Ranges of single options are declared on ``Options`` and checked by
+        :func:`check_options`; this is for rules that span options or the sparsity.
+        """
 
     def validate(self, sparsity: float, opts: Any) -> None:
-        """Refuse a nonzero sparsity for a dense method, then run :meth:`check`."""
+        """Refuse a dense method's nonzero sparsity and out-of-range options; run :meth:`check`."""
         if not self.prunes and sparsity != 0.0:
             raise UserError(f"method '{self.name}' gives a dense model: pass --sparsity 0")
+        check_options(opts)
         self.check(sparsity, opts)
-
-
-def _cast(value: str, typ: Any, key: str) -> Any:
-    origin = typing.get_origin(typ)
-    try:
-        if origin is tuple:
-            (inner, *_rest) = typing.get_args(typ)
-            return tuple(inner(v) for v in value.split(",") if v.strip())
-        if typ is bool:
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return value.lower() in ("true", "1", "yes")
-        return typ(value)
-    except (TypeError, ValueError):
-        raise UserError(f"option {key}={value!r} is not valid: use {_expected(typ)}") from None
-
-
-def _expected(typ: Any) -> str:
-    if typing.get_origin(typ) is tuple:
-        inner = typing.get_args(typ)[0]
-        plural = {float: "numbers", int: "whole numbers"}.get(inner, f"{inner.__name__} values")
-        return f"comma-separated {plural}, e.g. 1,0.5"
-    return {bool: "true or false", int: "a whole number", float: "a number"}.get(
-        typ, getattr(typ, "__name__", str(typ)))
 
 
 def option_names(options_cls: type) -> list[str]:
@@ -72,15 +53,27 @@ def option_names(options_cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(options_cls)]
 
 
-def parse_options(options_cls: type, raw: dict[str, str]) -> Any:
-    """Build a method's options from strings, casting each to its declared type.
+def parse_options(options_cls: type, raw: dict[str, object]) -> Any:
+    """Build a method's options from ``--set`` values, cast to their declared types and checked.
 
     Args:
         options_cls: the method's ``Options`` dataclass.
-        raw: option name -> string value (only this method's options).
+        raw: option name -> value, a string or a number (only this method's options).
 
     Returns:
-        An ``options_cls`` instance.
+        An ``options_cls`` instance, each option within its declared range.
     """
-    hints = typing.get_type_hints(options_cls)
-    return options_cls(**{k: _cast(v, hints[k], k) for k, v in raw.items()})
+    known = {f.name: f for f in dataclasses.fields(options_cls)}
+    opts = options_cls(**{k: cast_setting(known[k], v, "option") for k, v in raw.items()})
+    check_options(opts)
+    return opts
+
+
+def check_options(opts: Any) -> None:
+    """Refuse options outside their declared types and ranges (:class:`UserError`).
+
+    Args:
+        opts: a method's ``Options`` instance; each numeric field declares its range with
+            :func:`~isp_lib.ranges.ranged`.
+    """
+    check_fields(opts, "option")

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from isp_lib.context import RunContext
-from isp_lib.errors import UserError
 from isp_lib.masks import Mask, magnitude_prune_to
 from isp_lib.methods.base import Method
+from isp_lib.ranges import ranged
 
 
 def hamming_distance(a: Mask, b: Mask) -> float:
@@ -38,9 +38,9 @@ class EarlyBirdOptions:
         where it was drawn (False).
     """
 
-    interval_frac: float = 0.2
-    window: int = 5
-    threshold: float = 0.1
+    interval_frac: float = ranged("> 0", 0.2)
+    window: int = ranged(">= 1", 5)
+    threshold: float = ranged("(0, 1]", 0.1)
     rewind: bool = True
 
 
@@ -58,10 +58,6 @@ class EarlyBird(Method):
     name = "earlybird"
     summary = "Early-Bird tickets (You et al. 2020): draw once consecutive masks stop changing"
     Options = EarlyBirdOptions
-
-    def check(self, sparsity: float, opts: EarlyBirdOptions) -> None:
-        if opts.interval_frac <= 0 or opts.window < 1 or not 0.0 < opts.threshold <= 1.0:
-            raise UserError("earlybird needs interval_frac > 0, window >= 1, threshold in (0, 1]")
 
     def search(self, ctx: RunContext, opts: EarlyBirdOptions) -> None:
         """Dense training with periodic mask draws until the stopping rule holds."""

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from isp_lib.context import RunContext
-from isp_lib.errors import UserError
 from isp_lib.methods.scored import ScoredPruning
+from isp_lib.ranges import ranged
 from isp_lib.saliency import balanced_indices, grasp_scores, score_batches
 
 
@@ -20,8 +20,8 @@ class GraSPOptions:
     temperature: logit temperature of both passes (reference code: 200).
     """
 
-    per_class: int = 10
-    temperature: float = 200.0
+    per_class: int = ranged(">= 1", 10)
+    temperature: float = ranged("> 0", 200.0)
 
 
 class GraSP(ScoredPruning):
@@ -36,10 +36,6 @@ class GraSP(ScoredPruning):
     name = "grasp"
     summary = "GraSP (Wang et al. 2020): prune the highest -w*Hg at the pretrained weights"
     Options = GraSPOptions
-
-    def check(self, sparsity: float, opts: GraSPOptions) -> None:
-        if opts.per_class < 1 or opts.temperature <= 0:
-            raise UserError("grasp needs per_class >= 1 and temperature > 0")
 
     def score_indices(self, ctx: RunContext, opts: GraSPOptions) -> np.ndarray:
         return balanced_indices(ctx.train_set, opts.per_class, seed=ctx.seed)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from isp_lib.context import RunContext
-from isp_lib.errors import UserError
 from isp_lib.masks import Mask, magnitude_prune_to
 from isp_lib.methods.base import Method
+from isp_lib.ranges import ranged
 from isp_lib.soups import best_interpolation
 
 
@@ -28,12 +28,12 @@ class IMSOptions:
         pruned entry carries no update and keeps the running soup's value.
     """
 
-    sparsities: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
-    weak_frac: float = 0.1
-    data_frac: float = 0.5
-    lr_mults: tuple[float, ...] = (1.0, 2.0, 0.5, 1.5)
-    wds: tuple[float, ...] = (0.0, 0.01, 0.1, 0.001)
-    alphas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
+    sparsities: tuple[float, ...] = ranged("[0, 1)", (0.1, 0.2, 0.3, 0.4))
+    weak_frac: float = ranged("> 0", 0.1)
+    data_frac: float = ranged("(0, 1]", 0.5)
+    lr_mults: tuple[float, ...] = ranged("> 0", (1.0, 2.0, 0.5, 1.5))
+    wds: tuple[float, ...] = ranged(">= 0", (0.0, 0.01, 0.1, 0.001))
+    alphas: tuple[float, ...] = ranged("[0, 1]", (0.1, 0.2, 0.3, 0.4, 0.5))
     merge_pruned: bool = False
 
 
@@ -54,16 +54,6 @@ class IMS(Method):
     summary = "Instant Model Soup (Alg. 3): merge cheap sparse trainings, then fine-tune densely"
     Options = IMSOptions
     prunes = False
-
-    def check(self, sparsity: float, opts: IMSOptions) -> None:
-        if not opts.sparsities or not all(0.0 <= s < 1.0 for s in opts.sparsities):
-            raise UserError("ims sparsities must be one or more values in [0, 1)")
-        if not 0.0 < opts.data_frac <= 1.0 or opts.weak_frac <= 0.0:
-            raise UserError("ims needs data_frac in (0, 1] and weak_frac > 0")
-        if not opts.lr_mults or not opts.wds:
-            raise UserError("ims needs at least one lr_mult and one wd")
-        if not all(0.0 <= a <= 1.0 for a in opts.alphas):
-            raise UserError("ims alphas must lie in [0, 1]")
 
     def denoise(self, ctx: RunContext, opts: IMSOptions) -> None:
         """Alg. 3 up to the fine-tune: leaves the denoised weights in ``ctx.model``."""

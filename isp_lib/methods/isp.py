@@ -7,10 +7,10 @@ import math
 from dataclasses import asdict, dataclass
 
 from isp_lib.context import RunContext
-from isp_lib.errors import UserError
 from isp_lib.masks import target_count
 from isp_lib.methods.base import Method
 from isp_lib.methods.denoise import Protocol, denoised_prune
+from isp_lib.ranges import ranged
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,11 @@ class ISPOptions:
         not end in one large jump to the target (a kit option; the paper's fixed s is False).
     """
 
-    lookahead_data_frac: float = 0.1
+    lookahead_data_frac: float = ranged("(0, 1]", 0.1)
     vary_protocol: bool = True
-    lookahead_lr_mults: tuple[float, ...] = (1.0, 2.0, 0.5, 1.5, 0.75)
-    lookahead_wds: tuple[float, ...] = (0.0, 0.01, 0.1, 0.001, 0.05)
-    mask_budget_frac: float = 0.6
+    lookahead_lr_mults: tuple[float, ...] = ranged("> 0", (1.0, 2.0, 0.5, 1.5, 0.75))
+    lookahead_wds: tuple[float, ...] = ranged(">= 0", (0.0, 0.01, 0.1, 0.001, 0.05))
+    mask_budget_frac: float = ranged("(0, 1]", 0.6)
     fit_rate: bool = False
 
 
@@ -50,14 +50,6 @@ class ISP(Method):
     name = "isp"
     summary = "Instant Soup Pruning (Alg. 1+2): denoised prune rounds inside one budget T"
     Options = ISPOptions
-
-    def check(self, sparsity: float, opts: ISPOptions) -> None:
-        if not 0.0 < opts.lookahead_data_frac <= 1.0:
-            raise UserError("lookahead_data_frac must be in (0, 1]")
-        if not 0.0 < opts.mask_budget_frac <= 1.0:
-            raise UserError("mask_budget_frac must be in (0, 1]")
-        if not opts.lookahead_lr_mults or not opts.lookahead_wds:
-            raise UserError("lookahead_lr_mults and lookahead_wds need at least one value")
 
     def protocols(self, ctx: RunContext, opts: ISPOptions) -> list[Protocol]:
         """The N look-ahead protocols (learning rate, weight decay, data share)."""

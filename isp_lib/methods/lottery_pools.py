@@ -8,6 +8,7 @@ from isp_lib.context import RunContext
 from isp_lib.errors import UserError
 from isp_lib.masks import Mask, magnitude_prune_to
 from isp_lib.methods.imp import IMP
+from isp_lib.ranges import ranged
 from isp_lib.soups import best_interpolation
 
 
@@ -19,8 +20,8 @@ class LotteryPoolsOptions:
     alphas: interpolation coefficients tried per ticket (0 always competes too).
     """
 
-    pool_size: int = 5
-    alphas: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
+    pool_size: int = ranged(">= 0", 5)
+    alphas: tuple[float, ...] = ranged("[0, 1]", (0.05, 0.1, 0.2, 0.3, 0.5))
 
 
 class LotteryPools(IMP):
@@ -36,8 +37,6 @@ class LotteryPools(IMP):
     Options = LotteryPoolsOptions
 
     def check(self, sparsity: float, opts: LotteryPoolsOptions) -> None:
-        if opts.pool_size < 0 or not all(0.0 <= a <= 1.0 for a in opts.alphas):
-            raise UserError("lottery-pools needs pool_size >= 0 and alphas in [0, 1]")
         if sparsity <= 0.0:
             raise UserError("lottery-pools prunes: use a --sparsity above 0")
 

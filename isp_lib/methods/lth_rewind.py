@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from isp_lib.context import RunContext
-from isp_lib.errors import UserError
 from isp_lib.methods.imp import IMP
+from isp_lib.ranges import ranged
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class RewindOptions:
     rewind_frac: share of the budget T at which the weights are saved and later rewound to.
     """
 
-    rewind_frac: float = 0.05
+    rewind_frac: float = ranged("(0, 1)", 0.05)
 
 
 class LTHRewind(IMP):
@@ -27,10 +27,6 @@ class LTHRewind(IMP):
     name = "lth-rewind"
     summary = "IMP with weights rewound to an early step r of the first fine-tune"
     Options = RewindOptions
-
-    def check(self, sparsity: float, opts: RewindOptions) -> None:
-        if not 0.0 < opts.rewind_frac < 1.0:
-            raise UserError("rewind_frac must be in (0, 1): pass e.g. --set rewind_frac=0.05")
 
     def rewind_step(self, ctx: RunContext, opts: RewindOptions) -> int:
         return max(1, round(opts.rewind_frac * ctx.budget))

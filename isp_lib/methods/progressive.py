@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from isp_lib.context import RunContext
-from isp_lib.errors import UserError
 from isp_lib.masks import global_magnitude_prune, magnitude_prune_to, rounds_to_reach
 from isp_lib.methods.base import Method
+from isp_lib.ranges import ranged
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class ProgressiveOptions:
     prune_frac: share of the budget T over which the prune events are spread evenly.
     """
 
-    prune_frac: float = 0.5
+    prune_frac: float = ranged("(0, 1]", 0.5)
 
 
 class Progressive(Method):
@@ -30,10 +30,6 @@ class Progressive(Method):
     name = "progressive"
     summary = "periodic magnitude prune + retrain within one budget T (baseline)"
     Options = ProgressiveOptions
-
-    def check(self, sparsity: float, opts: ProgressiveOptions) -> None:
-        if not 0.0 < opts.prune_frac <= 1.0:
-            raise UserError("prune_frac must be in (0, 1]: pass e.g. --set prune_frac=0.5")
 
     def run(self, ctx: RunContext, opts: ProgressiveOptions) -> None:
         rounds = rounds_to_reach(ctx.sparsity, ctx.hp.rate)

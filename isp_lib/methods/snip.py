@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from isp_lib.context import RunContext
-from isp_lib.errors import UserError
 from isp_lib.methods.scored import ScoredPruning
+from isp_lib.ranges import ranged
 from isp_lib.saliency import score_batches, snip_scores
 
 
@@ -20,7 +20,7 @@ class SNIPOptions:
         over; the reference code uses one.
     """
 
-    batches: int = 1
+    batches: int = ranged(">= 1", 1)
 
 
 class SNIP(ScoredPruning):
@@ -34,10 +34,6 @@ class SNIP(ScoredPruning):
     name = "snip"
     summary = "SNIP (Lee et al. 2019): prune the lowest |grad * weight| at the pretrained weights"
     Options = SNIPOptions
-
-    def check(self, sparsity: float, opts: SNIPOptions) -> None:
-        if opts.batches < 1:
-            raise UserError("snip needs batches >= 1")
 
     def score_indices(self, ctx: RunContext, opts: SNIPOptions) -> np.ndarray:
         n = len(ctx.train_set)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 
 from isp_lib.context import RunContext
-from isp_lib.errors import UserError
 from isp_lib.methods.base import Method
+from isp_lib.ranges import ranged
 
 
 @dataclass(frozen=True)
@@ -19,9 +19,9 @@ class SoupOptions:
     wds: ingredient k uses weight decay ``wds[k % len]``.
     """
 
-    ingredients: int = 8
-    lr_mults: tuple[float, ...] = (1.0, 0.5, 2.0, 0.75, 1.5, 0.3, 1.25, 0.6)
-    wds: tuple[float, ...] = (0.0, 0.01, 0.1, 0.001)
+    ingredients: int = ranged(">= 1", 8)
+    lr_mults: tuple[float, ...] = ranged("> 0", (1.0, 0.5, 2.0, 0.75, 1.5, 0.3, 1.25, 0.6))
+    wds: tuple[float, ...] = ranged(">= 0", (0.0, 0.01, 0.1, 0.001))
 
 
 class SoupIngredients(Method):
@@ -33,10 +33,6 @@ class SoupIngredients(Method):
 
     Options = SoupOptions
     prunes = False
-
-    def check(self, sparsity: float, opts: SoupOptions) -> None:
-        if opts.ingredients < 1 or not opts.lr_mults or not opts.wds:
-            raise UserError("soups need ingredients >= 1 and at least one lr_mult and wd")
 
     def ingredients(self, ctx: RunContext, opts: SoupOptions
                     ) -> tuple[list[dict[str, torch.Tensor]], list[float]]:
