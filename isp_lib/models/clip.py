@@ -13,10 +13,9 @@ from __future__ import annotations
 import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import open_clip
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -29,6 +28,12 @@ from isp_lib.models.base import Batch, ModelBundle
 from isp_lib.models.registry import ModelSpec
 from isp_lib.models.templates import templates_for
 from isp_lib.profiles import Profile
+
+if TYPE_CHECKING:
+    import open_clip
+
+# open_clip (and the torchvision and timm it pulls in) takes seconds to import, and the CNN
+# builder reuses this module's datasets: each function that needs it imports it.
 
 # Tiny random-init CLIP for the smoke profile. The text tower keeps the standard context length
 # and vocabulary so that open_clip's own tokenizer feeds it.
@@ -134,6 +139,8 @@ def eval_transform(visual: nn.Module) -> Callable[[Image.Image], torch.Tensor]:
     Returns:
         PIL image -> (3, H, W) float tensor.
     """
+    import open_clip
+
     cfg = open_clip.get_model_preprocess_cfg(visual)
     return open_clip.image_transform(
         cfg["size"], is_train=False, mean=cfg.get("mean"), std=cfg.get("std"),
@@ -197,6 +204,8 @@ def stack_collate(items: list[dict[str, torch.Tensor]]) -> Batch:
 
 def _tiny_clip() -> open_clip.CLIP:
     """A two-block, width-32 CLIP at random init (smoke profile)."""
+    import open_clip
+
     return open_clip.CLIP(
         embed_dim=_TINY_EMBED_DIM,
         vision_cfg=open_clip.CLIPVisionCfg(**_TINY_VISION),
@@ -206,6 +215,8 @@ def _tiny_clip() -> open_clip.CLIP:
 
 def _load_clip(spec: ModelSpec, source: str) -> nn.Module:
     """Load ``spec.arch`` with pretrained weights from a tag or a local checkpoint file."""
+    import open_clip
+
     arch = str(spec.arch)
     tags = open_clip.list_pretrained_tags_by_model(arch)
     if Path(source).expanduser().is_file():
@@ -255,6 +266,8 @@ def build_clip(
             f"'{data.name}' has {data.num_labels} classes but {len(data.class_names)} class "
             "names: CLIP's zero-shot head needs one name per class; fix the data loader"
         )
+    import open_clip
+
     arch = str(spec.arch)
     if arch not in open_clip.list_models():
         raise UserError(f"'{arch}' is not an open_clip architecture: use e.g. clip:ViT-B-32 "

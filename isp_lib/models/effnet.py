@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from torchvision import transforms
 
 from isp_lib.data.base import RawData
 from isp_lib.errors import UserError
@@ -32,6 +32,9 @@ from isp_lib.models.base import ModelBundle
 from isp_lib.models.clip import image_datasets, stack_collate
 from isp_lib.models.registry import EFFNET_LITE0_PACKAGE, ModelSpec
 from isp_lib.profiles import Profile
+
+if TYPE_CHECKING:
+    from torchvision import transforms
 
 #: Input side in pixels. Fashion-MNIST's 28-pixel images are upscaled to it; the backbone's last
 #: feature map is then 2x2. Lite0 was trained at 224; 64 keeps a batch-32 step well under 1 s.
@@ -80,6 +83,8 @@ def effnet_transform(size: int) -> transforms.Compose:
     Returns:
         RGB PIL image -> (3, size, size) float tensor.
     """
+    from torchvision import transforms  # seconds to import; only a build needs it
+
     return transforms.Compose([
         transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BILINEAR,
                           antialias=True),
