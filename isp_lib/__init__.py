@@ -10,9 +10,3 @@ Main entry points:
 """
 
 __version__ = "0.1.0"
-
-import warnings
-
-# transformers imports tqdm.auto, which in a notebook without ipywidgets warns once and falls
-# back to text bars; the kit does not need widgets, so the warning is noise in the book.
-warnings.filterwarnings("ignore", message="IProgress not found")

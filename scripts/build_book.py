@@ -10,6 +10,7 @@ Usage: python scripts/build_book.py [--profile cpu|smoke|paper] [--timeout SECON
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,15 @@ from toc import toc_files
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = ROOT / "_build" / "src"
+#: tqdm.auto (imported by transformers) warns once in a kernel without ipywidgets, then falls
+#: back to text bars; the book needs no widgets, so its kernels ignore that one warning.
+KERNEL_WARNINGS = "ignore:IProgress not found:Warning:tqdm.auto"
+
+
+def kernel_warnings() -> None:
+    """Add :data:`KERNEL_WARNINGS` to ``PYTHONWARNINGS``, which the papermill kernels inherit."""
+    current = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = ",".join(w for w in (current, KERNEL_WARNINGS) if w)
 
 
 def chapters() -> list[str]:
@@ -60,6 +70,7 @@ def main() -> None:
     parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     args = parser.parse_args()
+    kernel_warnings()
     stage()
     for chapter in chapters():
         secs = execute(chapter, args.profile, args.timeout)
