@@ -27,7 +27,7 @@ import torch  # noqa: E402
 from benchmarks.common import ROOT, Row, Settings  # noqa: E402
 from isp_lib.errors import UserError  # noqa: E402
 from isp_lib.io import write_json  # noqa: E402
-from isp_lib.runs import _git_commit, host_info, resolve_device  # noqa: E402
+from isp_lib.runs import current_commit, host_info, resolve_device  # noqa: E402
 
 # Figure name -> module under benchmarks/ (imported only when it runs).
 FIGURES = {
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     reps = args.reps if args.reps is not None else (2 if args.quick else 3)
     settings = Settings(reps=reps, quick=args.quick, device=device, seed=args.seed,
                         threads=args.threads)
-    commit, changed = _git_commit(), changed_files()
+    commit, changed = current_commit(), changed_files()
     rows: list[Row] = []
     results: dict[str, dict] = {}
     start = time.perf_counter()

@@ -104,15 +104,13 @@ def _list() -> None:
 
 def _sweep(config: Path, device: str, dry_run: bool) -> None:
     """Run a sweep and write its records, or (dry run) list its cells and their state."""
-    from isp_lib.io import write_jsonl
     from isp_lib.records import load_sweep, read_records, run_sweep
     from isp_lib.runs import resolve_device
 
     sweep = load_sweep(config)
     resolve_device(device)
     if not dry_run:
-        records = run_sweep(sweep, device=device, progress=True)
-        write_jsonl(sweep.records, records)
+        records = run_sweep(sweep, device=device, progress=True, write=True)
         print(json.dumps({"sweep": sweep.name, "cells": len(records),
                           "records": str(sweep.records)}))
         return

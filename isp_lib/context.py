@@ -18,10 +18,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from isp_lib.io import write_torch
+from isp_lib.io import read_torch, write_torch
 from isp_lib.masks import Mask
 from isp_lib.profiles import Hparams
 from isp_lib.scope import prunable_params
+from isp_lib.seeds import stream_seed
 from isp_lib.train import Collate, Ledger, Trainer, evaluate
 
 
@@ -93,19 +94,18 @@ class RunContext:
         model: nn.Module | None = None,
         indices: np.ndarray | None = None,
         constant_lr: bool = False,
-        seed_offset: int = 0,
         start_step: int = 0,
     ) -> Trainer:
         """A trainer on the current mask; restores its state if a checkpoint holds ``key``.
 
         Args:
-            key: unique name of this trainer within the run (e.g. ``"main"``, ``"round-2"``).
+            key: unique name of this trainer within the run (e.g. ``"main"``, ``"round-2"``);
+                its batch stream is seeded by the run seed and this name (:mod:`isp_lib.seeds`).
             total_steps: schedule length (default: the budget T).
             lr, weight_decay: override the profile's values.
             model: train this module instead of ``self.model`` (look-ahead copies).
             indices: restrict to these training examples.
             constant_lr: no schedule (look-aheads).
-            seed_offset: added to the run seed for the batch stream.
             start_step: begin the schedule at this step (rewinding).
 
         Returns:
@@ -118,7 +118,7 @@ class RunContext:
             weight_decay=self.hp.weight_decay if weight_decay is None else weight_decay,
             batch_size=self.hp.batch_size, total_steps=total,
             warmup_steps=round(self.hp.warmup_frac * total),
-            max_grad_norm=self.hp.max_grad_norm, seed=self.seed * 1000 + seed_offset,
+            max_grad_norm=self.hp.max_grad_norm, seed=stream_seed(self.seed, f"batches:{key}"),
             ledger=self.ledger, device=self.device, indices=indices,
             constant_lr=constant_lr, bf16=self.bf16, key=key,
         )
@@ -165,7 +165,7 @@ class RunContext:
         """The weights kept by :meth:`put_artifact` under ``name`` (on ``device``)."""
         if self.artifact_dir is None:
             return self.stash[f"artifact:{name}"]
-        return torch.load(self.artifact_dir / f"{name}.pt", map_location=self.device)
+        return read_torch(self.artifact_dir / f"{name}.pt", self.device)
 
     def close_finetune(self, name: str) -> None:
         """Move the selection record of the last :meth:`finetune` to ``progress["finetunes"]``.

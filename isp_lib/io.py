@@ -1,7 +1,13 @@
-"""Atomic writes and the on-disk format of masks (bit-packed)."""
+"""Atomic writes, safe reads and the on-disk format of masks (bit-packed).
+
+Every tensor file the kit reads from a run directory (checkpoints, masks, artifacts) is read
+with ``torch.load(weights_only=True)``: tensors and primitive containers only, never code. A
+file that holds anything else is refused with a one-line :class:`~isp_lib.errors.UserError`.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -12,7 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from isp_lib.errors import UserError
 from isp_lib.masks import Mask
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _atomic(path: Path, write: Callable[[str], None]) -> None:
@@ -21,6 +34,7 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from the group
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -54,6 +68,32 @@ def write_torch(path: Path, obj: Any) -> None:
     _atomic(Path(path), lambda tmp: torch.save(obj, tmp))
 
 
+def read_torch(path: Path, device: torch.device | str = "cpu") -> Any:
+    """Load a tensor file written by the kit, refusing anything but tensors and plain data.
+
+    Args:
+        path: the file (a checkpoint, mask or artifact).
+        device: where tensors are mapped.
+
+    Returns:
+        The stored object (dicts, lists, numbers, strings and tensors only).
+
+    Raises:
+        UserError: one line naming the file, if it is missing, unreadable or holds other
+            objects (a pickle that would run code is refused before it runs).
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"run directory {path.parent} is corrupt ({path.name} is missing): "
+                        "delete it and rerun") from None
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise UserError(
+            f"run directory {path.parent} is corrupt ({path.name} is not a file of tensors that "
+            f"the kit wrote: {exc.__class__.__name__}): delete it and rerun") from None
+
+
 def save_mask(mask: Mask, path: Path) -> None:
     """Store a mask bit-packed (1 bit per weight) and atomically."""
     packed = {
@@ -65,10 +105,24 @@ def save_mask(mask: Mask, path: Path) -> None:
 
 def load_mask(path: Path, device: torch.device | str = "cpu") -> Mask:
     """Read a mask written by :func:`save_mask`."""
-    packed = torch.load(path, map_location="cpu", weights_only=True)
+    packed = read_torch(path)
     out = Mask()
-    for n, entry in packed.items():
-        count = int(np.prod(entry["shape"]))
-        bits = np.unpackbits(entry["bits"].numpy(), count=count).astype(bool)
-        out[n] = torch.from_numpy(bits).reshape(entry["shape"]).to(device)
+    try:
+        for n, entry in packed.items():
+            count = int(np.prod(entry["shape"]))
+            bits = np.unpackbits(entry["bits"].numpy(), count=count).astype(bool)
+            out[n] = torch.from_numpy(bits).reshape(entry["shape"]).to(device)
+    except (AttributeError, KeyError, TypeError, ValueError, RuntimeError):
+        raise UserError(f"run directory {Path(path).parent} is corrupt ({Path(path).name} is "
+                        "not a mask that the kit wrote): delete it and rerun") from None
     return out
+
+
+def mask_digest(mask: Mask) -> str:
+    """SHA-256 (first 16 hex digits) of a mask's names, shapes and bits, in name order."""
+    h = hashlib.sha256()
+    for n in sorted(mask):
+        m = mask[n]
+        h.update(f"{n}:{list(m.shape)};".encode())
+        h.update(np.packbits(m.cpu().numpy()).tobytes())
+    return h.hexdigest()[:16]

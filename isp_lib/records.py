@@ -27,7 +27,9 @@ setting varied), ``grid:`` lists blocks; a block sets any of ``methods``, ``spar
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,8 +40,9 @@ import yaml
 from tqdm import tqdm
 
 from isp_lib.errors import UserError
+from isp_lib.io import write_jsonl
 from isp_lib.methods import METHODS
-from isp_lib.runs import RunConfig, make_config, run
+from isp_lib.runs import RunConfig, current_commit, make_config, run
 
 TOP_KEYS = ("name", "profile", "model", "data", "methods", "sparsities", "seeds", "settings",
             "out", "grid")
@@ -125,32 +128,78 @@ def read_records(path: str | Path) -> list[dict]:
     return records
 
 
-def run_sweep(sweep: Sweep, device: str = "auto", progress: bool = False) -> list[dict]:
+def check_records_writable(path: Path) -> None:
+    """Refuse, before any cell runs, a records file that could not be written.
+
+    Raises:
+        UserError: one line, if the folder (or the file) is not writable.
+    """
+    path = Path(path).absolute()
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK) or \
+            (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"cannot write the records file {path}: make {folder} writable, or "
+                        "copy the config to a folder you can write to")
+
+
+def merge_records(sweep: Sweep, fresh: Mapping[str, dict], old: list[dict]) -> list[dict]:
+    """The records file of ``sweep``: per cell in cell order, the fresh record of this sweep
+    if it has one, else the old record with the cell's hash; cells with neither are left out,
+    and so are old records of no cell (another configuration or numerics version)."""
+    by_hash = {**{r["config_hash"]: r for r in old}, **fresh}
+    return [by_hash[c.config_hash()] for c in sweep.cells if c.config_hash() in by_hash]
+
+
+def run_sweep(sweep: Sweep, device: str = "auto", progress: bool = False,
+              write: bool = False) -> list[dict]:
     """Run every cell of ``sweep``: complete runs are skipped, interrupted ones resumed.
 
     Args:
         sweep: the grid.
         device: ``auto``, ``cpu`` or ``cuda``.
-        progress: show a progress bar over the cells (stderr).
+        progress: show progress over the cells (a bar on a terminal, a line per cell in a log).
+        write: rewrite ``sweep.records`` atomically after each cell (see :func:`merge_records`),
+            so a sweep killed midway keeps every record it finished.
 
     Returns:
         One result record per cell, in cell order, exactly as the run wrote it.
     """
-    records = []
-    for cfg in tqdm(sweep.cells, desc=sweep.name, unit="run", disable=not progress):
+    if write:
+        check_records_writable(sweep.records)
+        old = read_records(sweep.records)
+    records: dict[str, dict] = {}
+    bar = tqdm(sweep.cells, desc=sweep.name, unit="run", disable=not progress or None,
+               file=sys.stderr)
+    for n, cfg in enumerate(bar, 1):
         result = run(cfg, sweep.out, device=device)
-        result.pop("skipped", None)
-        records.append(result)
-    return records
+        skipped = result.pop("skipped", False)
+        records[cfg.config_hash()] = result
+        if write:
+            write_jsonl(sweep.records, merge_records(sweep, records, old))
+        if progress and not sys.stderr.isatty():
+            print(f"{sweep.name}: cell {n}/{len(sweep.cells)} {cfg.dir_name()} "
+                  f"{'skipped (complete)' if skipped else 'done'}", file=sys.stderr, flush=True)
+    return [records[c.config_hash()] for c in sweep.cells]
+
+
+def stale_records(sweep: Sweep, records: list[dict]) -> list[dict]:
+    """Records of ``sweep``'s file whose hash is no cell's: made with another resolved
+    configuration or numerics version (or for a cell the grid no longer has)."""
+    hashes = {c.config_hash() for c in sweep.cells}
+    return [r for r in records if r["config_hash"] not in hashes]
 
 
 def load_or_run(config: str | Path | Mapping[str, Any], recompute: bool = False,
                 device: str = "auto", profile: str | None = None,
                 results_dir: str | Path = "results", model: str | None = None,
-                data: str | None = None) -> list[dict]:
+                data: str | None = None, reuse: str = "any-commit") -> list[dict]:
     """The records of a sweep's grid: committed ones where they exist, fresh runs otherwise.
 
-    The committed records file is only read here; ``isp sweep`` writes it.
+    The committed records file is only read here; ``isp sweep`` writes it. A committed record
+    is reused only if its hash is the cell's and its resolved configuration is the cell's; the
+    others are re-run, and one line on stderr says how many.
 
     Args:
         config: a sweep config file or mapping (see :func:`load_sweep`).
@@ -161,17 +210,53 @@ def load_or_run(config: str | Path | Mapping[str, Any], recompute: bool = False,
         results_dir: folder of the records file when ``config`` is a mapping.
         model: run the grid on this model instead of the config's.
         data: run the grid on this data set instead of the config's.
+        reuse: ``any-commit`` (default) reuses a record of the same resolved configuration
+            made by any commit of the kit (:func:`provenance` lists them); ``same-commit``
+            re-runs records made by another commit than the running one.
 
     Returns:
         One record per cell, in cell order: the committed record whose ``config_hash`` matches
         the cell's, else the record of a run of that cell.
     """
+    if reuse not in ("any-commit", "same-commit"):
+        raise UserError(f"reuse={reuse!r} is not valid: use 'any-commit' or 'same-commit'")
     sweep = load_sweep(config, profile=profile, results_dir=results_dir, model=model, data=data)
-    committed = {} if recompute else {r["config_hash"]: r for r in read_records(sweep.records)}
+    committed: dict[str, dict] = {}
+    if not recompute:
+        on_file = read_records(sweep.records)
+        wanted = {c.config_hash(): c for c in sweep.cells}
+        head = current_commit()
+        for r in on_file:
+            cell = wanted.get(r["config_hash"])
+            if cell is None or r.get("resolved") != cell.resolved:
+                continue
+            if reuse == "same-commit" and r.get("git_commit") != head:
+                continue
+            committed[r["config_hash"]] = r
+        redo = sum(c.config_hash() not in committed for c in sweep.cells)
+        if on_file and redo:
+            unused = len(on_file) - len(committed)
+            why = "another configuration, numerics version" + \
+                (" or commit" if reuse == "same-commit" else "")
+            print(f"{sweep.records}: {redo} of {len(sweep.cells)} cells have no matching record "
+                  f"({unused} records on file are of {why}): running them", file=sys.stderr)
     missing = tuple(c for c in sweep.cells if c.config_hash() not in committed)
     fresh = run_sweep(replace(sweep, cells=missing), device=device)
     found = {**committed, **{r["config_hash"]: r for r in fresh}}
     return [found[c.config_hash()] for c in sweep.cells]
+
+
+def provenance(records: list[dict]) -> pd.DataFrame:
+    """Which code made the records: one row per (commit, kit version, torch, device) with the
+    number of records, so a chapter can show where its numbers come from."""
+    rows = [{"git_commit": r.get("git_commit", "unknown"),
+             "isp_lib_version": r.get("isp_lib_version", "unknown"),
+             "numerics": r.get("numerics"), "torch_version": r.get("torch_version", "unknown"),
+             "device": r.get("host", {}).get("device_name") or r.get("host", {}).get("device")}
+            for r in records]
+    cols = ["git_commit", "isp_lib_version", "numerics", "torch_version", "device"]
+    frame = pd.DataFrame(rows, columns=cols)
+    return frame.groupby(cols, dropna=False).size().rename("records").reset_index()
 
 
 def tidy(records: list[dict]) -> pd.DataFrame:

@@ -81,6 +81,7 @@ def load_hf_splits(
         ``{"train": ..., "test": ...}``.
     """
     import datasets
+    import pyarrow.parquet as pq
 
     names = {"train": "train", "test": eval_split}
     files = [f"{split}.parquet" for split in names.values()]
@@ -105,11 +106,13 @@ def load_hf_splits(
                 f"for {what}"
             )
         try:
+            pq.read_schema(path)  # not a parquet file: refused here, before datasets logs it
             table = datasets.load_dataset("parquet", data_files=str(path), split="train")
-        except (OSError, datasets.exceptions.DatasetsError) as err:
+        except (OSError, ValueError, datasets.exceptions.DatasetsError):
+            # pyarrow's ArrowInvalid (not a parquet file) is a ValueError
             raise UserError(
                 f"cannot read {path}: write it with datasets' to_parquet in the hub's schema"
-            ) from err
+            ) from None
         loaded[ours] = HFSplit(table, str(path))
     return loaded
 

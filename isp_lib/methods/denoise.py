@@ -10,6 +10,7 @@ from torch import nn
 
 from isp_lib.context import RunContext
 from isp_lib.masks import Mask, global_magnitude_prune, magnitude_prune_to
+from isp_lib.seeds import stream_rng
 
 
 @dataclass(frozen=True)
@@ -90,13 +91,13 @@ def denoised_prune(
     look = []
     for n, proto in enumerate(protocols):
         copy_weights_(scratch, ctx.model)
-        rng = np.random.default_rng([ctx.seed, round_idx, n])
+        key = f"lookahead-{round_idx}-{n}"
+        rng = stream_rng(ctx.seed, f"subset:{key}")
         size = min(n_train, max(ctx.hp.batch_size, round(proto.data_frac * n_train)))
         subset = np.sort(rng.choice(n_train, size=size, replace=False))
         trainer = ctx.make_trainer(
-            f"lookahead-{round_idx}-{n}", model=scratch, lr=proto.lr,
-            weight_decay=proto.weight_decay, indices=subset, constant_lr=True,
-            seed_offset=1 + 100 * round_idx + n,
+            key, model=scratch, lr=proto.lr, weight_decay=proto.weight_decay, indices=subset,
+            constant_lr=True,
         )
         trainer.train(ctx.hp.lookahead_steps, "lookahead", desc=f"look-ahead {n + 1}")
         mask_n = global_magnitude_prune(scratch_scope, ctx.mask, rate)

@@ -11,6 +11,7 @@ from isp_lib.context import RunContext
 from isp_lib.methods.scored import ScoredPruning
 from isp_lib.ranges import ranged
 from isp_lib.saliency import balanced_indices, grasp_scores, score_batches
+from isp_lib.seeds import stream_seed
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ class GraSP(ScoredPruning):
     Options = GraSPOptions
 
     def score_indices(self, ctx: RunContext, opts: GraSPOptions) -> np.ndarray:
-        return balanced_indices(ctx.train_set, opts.per_class, seed=ctx.seed)
+        seed = stream_seed(ctx.seed, "subset:grasp")
+        return balanced_indices(ctx.train_set, opts.per_class, seed=seed)
 
     def scores(self, ctx: RunContext, opts: GraSPOptions, indices: np.ndarray
                ) -> dict[str, torch.Tensor]:

@@ -10,6 +10,7 @@ from isp_lib.context import RunContext
 from isp_lib.masks import Mask, magnitude_prune_to
 from isp_lib.methods.base import Method
 from isp_lib.ranges import ranged
+from isp_lib.seeds import stream_rng
 from isp_lib.soups import best_interpolation
 
 
@@ -68,10 +69,10 @@ class IMS(Method):
         for k in range(len(trace), len(opts.sparsities)):
             ctx.restore("init")
             mask = magnitude_prune_to(ctx.params, Mask.ones_like(ctx.params), opts.sparsities[k])
-            subset = np.sort(np.random.default_rng([ctx.seed, 23, k]).choice(
+            subset = np.sort(stream_rng(ctx.seed, f"subset:weak-{k}").choice(
                 n_train, size=size, replace=False))
             trainer = ctx.make_trainer(
-                f"weak-{k}", total_steps=steps, indices=subset, seed_offset=500 + k,
+                f"weak-{k}", total_steps=steps, indices=subset,
                 lr=ctx.hp.lr * opts.lr_mults[k % len(opts.lr_mults)],
                 weight_decay=opts.wds[k % len(opts.wds)])
             trainer.set_mask(mask)

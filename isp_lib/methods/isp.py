@@ -98,7 +98,7 @@ class ISP(Method):
             i += 1
             ctx.progress["round"] = i
             ctx.save(main)
-        ctx.progress["mask_steps"] = main.step_count
+        ctx.progress.setdefault("mask_steps", main.step_count)  # not again on a resume
         ctx.finetune(main, ctx.budget)
 
 

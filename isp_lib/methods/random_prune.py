@@ -7,6 +7,7 @@ import torch
 from isp_lib.context import RunContext
 from isp_lib.masks import random_prune_to
 from isp_lib.methods.base import Method, NoOptions
+from isp_lib.seeds import stream_seed
 
 
 class RandomPruning(Method):
@@ -18,7 +19,7 @@ class RandomPruning(Method):
 
     def run(self, ctx: RunContext, opts: NoOptions) -> None:
         if "pruned" not in ctx.progress:
-            gen = torch.Generator().manual_seed(ctx.seed)
+            gen = torch.Generator().manual_seed(stream_seed(ctx.seed, "random-mask"))
             ctx.set_mask(random_prune_to(ctx.mask, ctx.sparsity, gen))
             ctx.progress["pruned"] = True
         trainer = ctx.make_trainer("final")

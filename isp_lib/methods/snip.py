@@ -11,6 +11,7 @@ from isp_lib.context import RunContext
 from isp_lib.methods.scored import ScoredPruning
 from isp_lib.ranges import ranged
 from isp_lib.saliency import score_batches, snip_scores
+from isp_lib.seeds import stream_rng
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class SNIP(ScoredPruning):
     def score_indices(self, ctx: RunContext, opts: SNIPOptions) -> np.ndarray:
         n = len(ctx.train_set)
         size = min(n, opts.batches * ctx.hp.batch_size)
-        return np.random.default_rng([ctx.seed, 11]).choice(n, size=size, replace=False)
+        return stream_rng(ctx.seed, "subset:snip").choice(n, size=size, replace=False)
 
     def scores(self, ctx: RunContext, opts: SNIPOptions, indices: np.ndarray
                ) -> dict[str, torch.Tensor]:

@@ -48,7 +48,7 @@ class SoupIngredients(Method):
         for k in range(len(vals), opts.ingredients):
             trainer = ctx.make_trainer(
                 f"ingredient-{k}", lr=ctx.hp.lr * opts.lr_mults[k % len(opts.lr_mults)],
-                weight_decay=opts.wds[k % len(opts.wds)], seed_offset=k)
+                weight_decay=opts.wds[k % len(opts.wds)])
             val = ctx.finetune(trainer, ctx.budget, phase="ingredient")
             ctx.put_artifact(f"ingredient-{k}", ctx.state())
             ctx.close_finetune(f"ingredient-{k}")
