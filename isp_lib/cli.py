@@ -91,15 +91,27 @@ def _list() -> None:
     from isp_lib.data import dataset_names
     from isp_lib.methods import METHODS
     from isp_lib.models import model_names
-    from isp_lib.profiles import PROFILES
+    from isp_lib.profiles import PROFILES, Hparams
+    from isp_lib.ranges import describe
 
     print("methods:")
     for name, cls in METHODS.items():
-        opts = ", ".join(f"{f.name}={f.default}" for f in fields(cls.Options))
-        print(f"  {name:14s} {cls.summary}" + (f"\n  {'':14s} options: {opts}" if opts else ""))
+        print(f"  {name:14s} {cls.summary}")
+        for f in fields(cls.Options):
+            print(f"  {'':14s}   {f.name}={_default(f)} ({describe(f)})")
+    print("hyperparameters (--set KEY=VALUE; defaults per profile and model family):")
+    for f in fields(Hparams):
+        print(f"  {f.name:18s} {describe(f)}")
     print("models:   " + ", ".join(model_names()))
     print("data:     " + ", ".join(dataset_names()))
     print("profiles: " + ", ".join(PROFILES))
+
+
+def _default(f) -> str:
+    value = f.default
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _sweep(config: Path, device: str, dry_run: bool) -> None:
