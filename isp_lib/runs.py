@@ -43,14 +43,15 @@ from isp_lib.io import load_mask, mask_digest, read_torch, save_mask, write_json
 from isp_lib.methods import get_method
 from isp_lib.methods.base import option_names, parse_options
 from isp_lib.models import build_model, model_family
+from isp_lib.predictions import confusion, encode_predictions, labels_sha256
 from isp_lib.profiles import Hparams, get_profile
-from isp_lib.train import evaluate
+from isp_lib.train import predict, score
 
 RESULT_FIELDS = (
     "method", "model", "data", "target_sparsity", "actual_sparsity", "metric_name",
     "val_metric", "test_metric", "train_steps", "samples_seen", "wall_s", "seed",
     "config_hash", "resolved", "numerics", "mask_digest", "isp_lib_version", "git_commit",
-    "torch_version", "host",
+    "torch_version", "host", "test_predictions", "test_labels_sha256",
 )
 
 #: Version of what a run computes for a given resolved configuration. Bump it with any change
@@ -403,6 +404,17 @@ def check_device(cfg: RunConfig, dev: torch.device) -> None:
                         "drop --bf16, or use --device cuda on a GPU machine")
 
 
+def test_predictions(outputs: np.ndarray, labels: np.ndarray, num_labels: int) -> dict:
+    """The record's ``test_predictions``, ``test_labels_sha256`` and (classification)
+    ``test_confusion`` (see :mod:`isp_lib.predictions`)."""
+    if num_labels == 1:
+        return {"test_predictions": encode_predictions(outputs.reshape(-1), regression=True),
+                "test_labels_sha256": labels_sha256(labels)}
+    pred = outputs.argmax(-1)
+    return {"test_predictions": encode_predictions(pred), "test_labels_sha256":
+            labels_sha256(labels), "test_confusion": confusion(pred, labels, num_labels)}
+
+
 def _leftovers(run_dir: Path) -> list[str]:
     return sorted(p.name for p in run_dir.iterdir() if p.name not in (".lock",))
 
@@ -494,9 +506,10 @@ def _run_locked(cfg: RunConfig, res: Resolved, dev: torch.device, run_dir: Path)
     clock.start()
     try:
         res.method.run(ctx, res.options)
-        test_metric = evaluate(model, test_set, bundle.collate, data.metric, dev, bf16=cfg.bf16)
+        outputs, labels = predict(model, test_set, bundle.collate, dev, bf16=cfg.bf16)
     finally:
         clock.stop()
+    test_metric = score(data.metric, outputs, labels)
     if not math.isfinite(test_metric):
         raise UserError(f"run {run_dir.name} ended with a non-finite test metric: check lr")
     result = {
@@ -513,6 +526,7 @@ def _run_locked(cfg: RunConfig, res: Resolved, dev: torch.device, run_dir: Path)
         "isp_lib_version": _version(), "git_commit": commit,
         "torch_version": torch.__version__, "host": host_info(dev),
         "sizes": {"train": len(train_set), "val": len(val_set), "test": len(test_set)},
+        **test_predictions(outputs, labels, data.num_labels),
     }
     save_mask(ctx.mask, run_dir / "mask.pt")
     write_json(run_dir / "result.json", result)

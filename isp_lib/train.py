@@ -303,28 +303,26 @@ def score(metric: str, outputs: np.ndarray, labels: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def evaluate(
+def predict(
     model: nn.Module,
     dataset: Dataset,
     collate: Collate,
-    metric: str,
     device: torch.device,
     batch_size: int = 64,
     bf16: bool = False,
-) -> float:
-    """Score ``model`` on ``dataset`` in eval mode.
+) -> tuple[np.ndarray, np.ndarray]:
+    """The model's outputs (logits, or one value for regression) and the labels, in order.
 
     Args:
         model: the network.
         dataset: examples with ``"labels"``.
         collate: batches examples.
-        metric: ``accuracy``, ``matthews`` or ``pearson``.
         device: where the model lives.
         batch_size: evaluation batch size.
         bf16: bf16 autocast on CUDA.
 
     Returns:
-        The metric in percent.
+        ``(outputs, labels)`` as float32 / label arrays, one row per example.
     """
     was_training = model.training
     model.eval()
@@ -336,4 +334,21 @@ def evaluate(
         with autocast(device, bf16):
             outs.append(model(**batch).float().cpu().numpy())
     model.train(was_training)
-    return score(metric, np.concatenate(outs), np.concatenate(golds))
+    return np.concatenate(outs), np.concatenate(golds)
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    collate: Collate,
+    metric: str,
+    device: torch.device,
+    batch_size: int = 64,
+    bf16: bool = False,
+) -> float:
+    """Score ``model`` on ``dataset`` in eval mode (see :func:`predict` for the arguments).
+
+    Returns:
+        The metric in percent.
+    """
+    return score(metric, *predict(model, dataset, collate, device, batch_size, bf16))

