@@ -171,17 +171,21 @@ def _canonical(value: Any) -> Any:
 
 
 def resolved_config(cfg: RunConfig) -> dict[str, Any]:
-    """What a run computes from: registry names, sparsity, seed, the resolved hyperparameters
-    and method options (defaults and overrides applied, numbers normalised), the sources, bf16
-    and :data:`NUMERICS`. The config hash is the hash of this; records keep it as ``resolved``.
+    """What a run computes from: registry names, the profile's data scale (caps, validation
+    share, text length), sparsity, seed, the resolved hyperparameters and method options
+    (defaults and overrides applied, numbers normalised), the sources, bf16 and
+    :data:`NUMERICS`. The config hash is the hash of this; records keep it as ``resolved``.
 
     Raises:
         UserError: if the config does not resolve (see :func:`resolve`).
     """
     res = resolve(cfg)
+    profile = get_profile(cfg.profile)
+    scale = {k: getattr(profile, k) for k in ("tiny", "max_train", "max_test", "val_fraction",
+                                               "max_val", "max_len")}
     return _canonical({
         "numerics": NUMERICS, "method": cfg.method, "model": cfg.model, "data": cfg.data,
-        "profile": cfg.profile, "sparsity": cfg.sparsity, "seed": cfg.seed,
+        "profile": cfg.profile, "scale": scale, "sparsity": cfg.sparsity, "seed": cfg.seed,
         "hparams": asdict(res.hparams), "options": asdict(res.options),
         "model_source": cfg.model_source, "data_source": cfg.data_source, "bf16": cfg.bf16,
     })
