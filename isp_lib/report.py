@@ -4,6 +4,10 @@ Verdicts are computed from the records, never typed: a claim "A beats B by at le
 is *reproduced* when the mean difference over seeds is at least d and more than two standard
 errors from zero the right way, *not reproduced* when it is more than two standard errors the
 wrong way, and *inside the noise* otherwise (or *not testable* with a single seed).
+
+Paired verdicts from the records' per-example test predictions (a bootstrap over seeds and test
+examples): :func:`compare`, :func:`compare_table`, :func:`plot_comparisons` and
+:func:`test_labels`, from :mod:`isp_lib.verdicts`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+from isp_lib.verdicts import Comparison as Comparison
+from isp_lib.verdicts import compare as compare
+from isp_lib.verdicts import compare_table as compare_table
+from isp_lib.verdicts import plot_comparisons as plot_comparisons
+from isp_lib.verdicts import test_labels as test_labels
 
 if TYPE_CHECKING:
     from isp_lib.flops import FlopProfile
