@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,89 @@ def copy_weights_(dst: nn.Module, src: nn.Module) -> None:
             d.copy_(s)
 
 
+def merge_denoised(
+    main_weights: Mapping[str, torch.Tensor],
+    lookahead_weights: Iterable[Mapping[str, torch.Tensor]],
+    mask: Mask,
+    rate: float,
+    target: float,
+    adjust_gap: float,
+    force_adjust: bool,
+) -> tuple[Mask, DenoiseReport]:
+    """The mask logic of Alg. 2, a function of tensors only.
+
+    The main weights' global magnitude mask (a share ``rate`` of the weights kept by ``mask``
+    removed) starts the union; each look-ahead's weights give one more such mask, and a weight
+    is removed only if every mask removes it. If the union's sparsity is within ``adjust_gap``
+    of ``target`` (or beyond it, or ``force_adjust``), the main weights are pruned straight to
+    the exact ``target`` instead.
+
+    ``lookahead_weights`` is consumed one item at a time and nothing of an item is kept but its
+    mask, so a lazy iterable (as :func:`denoised_prune` passes) holds one look-ahead's weights
+    in memory at a time; the inputs are never modified.
+
+    Args:
+        main_weights: the main model's prunable weights, by name (the keys of ``mask``).
+        lookahead_weights: each look-ahead's weights over the same names.
+        mask: the current mask.
+        rate: share of the kept weights each magnitude mask removes (the paper's s).
+        target: the target sparsity.
+        adjust_gap: the one-shot adjustment threshold, in sparsity (0.05 = 5 points).
+        force_adjust: prune to the exact target regardless of the gap.
+
+    Returns:
+        The new mask (a subset of ``mask``) and a :class:`DenoiseReport`.
+    """
+    union = global_magnitude_prune(main_weights, mask, rate)
+    own = union.sparsity()
+    look = []
+    for weights in lookahead_weights:
+        mask_n = global_magnitude_prune(weights, mask, rate)
+        look.append(mask_n.sparsity())
+        union = union.union(mask_n)
+    union_sparsity = union.sparsity()
+    adjusted = force_adjust or union_sparsity >= target - adjust_gap
+    new = magnitude_prune_to(main_weights, mask, target) if adjusted else union
+    return new, DenoiseReport(own, look, union_sparsity, adjusted, new.sparsity())
+
+
+def lookaheads(
+    ctx: RunContext, scratch: nn.Module, protocols: list[Protocol], round_idx: int
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Train the look-aheads one after the other in ``scratch``, yielding each one's weights.
+
+    Each look-ahead copies the main model's current weights into ``scratch`` (nothing is
+    reloaded from disk) and trains ``ctx.hp.lookahead_steps`` steps with a fresh AdamW under its
+    protocol, on its own random data subset, with the current mask enforced. The yielded dict
+    holds ``scratch``'s live parameters over the prunable scope: read it before asking for the
+    next look-ahead.
+
+    Args:
+        ctx: the run context (main model, data, current mask, ledger).
+        scratch: a same-architecture module, overwritten by every look-ahead.
+        protocols: one :class:`Protocol` per look-ahead.
+        round_idx: ISP round, for the look-aheads' random streams.
+
+    Yields:
+        The trained look-ahead's prunable weights, by name.
+    """
+    n_train = len(ctx.train_set)
+    named = dict(scratch.named_parameters())
+    scope = {k: named[k] for k in ctx.mask}
+    for n, proto in enumerate(protocols):
+        copy_weights_(scratch, ctx.model)
+        key = f"lookahead-{round_idx}-{n}"
+        rng = stream_rng(ctx.seed, f"subset:{key}")
+        size = min(n_train, max(ctx.hp.batch_size, round(proto.data_frac * n_train)))
+        subset = np.sort(rng.choice(n_train, size=size, replace=False))
+        trainer = ctx.make_trainer(
+            key, model=scratch, lr=proto.lr, weight_decay=proto.weight_decay, indices=subset,
+            constant_lr=True,
+        )
+        trainer.train(ctx.hp.lookahead_steps, "lookahead", desc=f"look-ahead {n + 1}")
+        yield scope
+
+
 def denoised_prune(
     ctx: RunContext,
     scratch: nn.Module | None,
@@ -59,17 +143,10 @@ def denoised_prune(
     force_adjust: bool,
     adjust_gap: float,
 ) -> tuple[Mask, DenoiseReport]:
-    """Alg. 2: union of cheap magnitude masks from look-ahead copies, then one-shot adjustment.
+    """Alg. 2 on the run: train the look-aheads (:func:`lookaheads`) and merge their masks with
+    the main model's (:func:`merge_denoised`) towards ``ctx.sparsity``.
 
-    The main model's own magnitude mask (a share ``rate`` of the remaining weights removed)
-    starts the union. Each look-ahead copies the main model's current weights into ``scratch``
-    (allocated once by the caller: nothing is reloaded from disk), trains
-    ``ctx.hp.lookahead_steps`` steps with a fresh AdamW under its protocol on its own random
-    data subset with the current mask enforced, and is pruned the same way; a weight is removed
-    only if every mask removes it. If the union is within ``adjust_gap`` of the target (or
-    beyond it, or ``force_adjust``), the main model's own weights are pruned straight to the
-    exact target instead. Look-ahead weights are discarded; the main model and its optimizer
-    are untouched.
+    Look-ahead weights are discarded; the main model and its optimizer are untouched.
 
     Args:
         ctx: the run context (main model, data, current mask, ledger).
@@ -83,27 +160,6 @@ def denoised_prune(
     Returns:
         The new mask (a subset of ``ctx.mask``) and a :class:`DenoiseReport`.
     """
-    union = global_magnitude_prune(ctx.params, ctx.mask, rate)
-    own = union.sparsity()
-    n_train = len(ctx.train_set)
-    named = dict(scratch.named_parameters()) if scratch is not None else {}
-    scratch_scope = {k: named[k] for k in ctx.mask} if named else {}
-    look = []
-    for n, proto in enumerate(protocols):
-        copy_weights_(scratch, ctx.model)
-        key = f"lookahead-{round_idx}-{n}"
-        rng = stream_rng(ctx.seed, f"subset:{key}")
-        size = min(n_train, max(ctx.hp.batch_size, round(proto.data_frac * n_train)))
-        subset = np.sort(rng.choice(n_train, size=size, replace=False))
-        trainer = ctx.make_trainer(
-            key, model=scratch, lr=proto.lr, weight_decay=proto.weight_decay, indices=subset,
-            constant_lr=True,
-        )
-        trainer.train(ctx.hp.lookahead_steps, "lookahead", desc=f"look-ahead {n + 1}")
-        mask_n = global_magnitude_prune(scratch_scope, ctx.mask, rate)
-        look.append(mask_n.sparsity())
-        union = union.union(mask_n)
-    union_sparsity = union.sparsity()
-    adjusted = force_adjust or union_sparsity >= ctx.sparsity - adjust_gap
-    new = magnitude_prune_to(ctx.params, ctx.mask, ctx.sparsity) if adjusted else union
-    return new, DenoiseReport(own, look, union_sparsity, adjusted, new.sparsity())
+    looks = lookaheads(ctx, scratch, protocols, round_idx) if protocols else ()
+    return merge_denoised(ctx.params, looks, ctx.mask, rate, ctx.sparsity, adjust_gap,
+                          force_adjust)
