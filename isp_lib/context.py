@@ -1,17 +1,19 @@
 """What a pruning method works with: the model, data, budget, mask, ledger and checkpoints.
 
-Methods are written as plain loops that record how far they got in ``ctx.progress`` and call
+Methods are written as plain loops that record how far they got in a typed state of their own
+(a dataclass of JSON-ready fields, see :meth:`RunContext.resume`) and call
 :meth:`RunContext.save` at safe points. On resume the runner restores the model, mask, ledger,
-progress, weight snapshots, the random state and the trainer that was running, so a resumed
-run continues exactly where the interrupted one stopped.
+the method's state, the fine-tune selection, weight snapshots, the random state and the trainer
+that was running, so a resumed run continues exactly where the interrupted one stopped.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -24,6 +26,32 @@ from isp_lib.profiles import Hparams
 from isp_lib.scope import prunable_params
 from isp_lib.seeds import stream_seed
 from isp_lib.train import Collate, Ledger, Trainer, evaluate
+
+S = TypeVar("S")
+
+
+@dataclass
+class Selection:
+    """The validation selection of the running fine-tune (:meth:`RunContext.finetune`).
+
+    Attributes:
+        evals: ``[step, metric]`` per validation.
+        best_val: the best metric so far (None before the first validation).
+        best_step: the step of ``best_val``.
+    """
+
+    evals: list[list] = field(default_factory=list)
+    best_val: float | None = None
+    best_step: int | None = None
+
+
+def record(state: Any) -> dict:
+    """A typed state's fields as JSON-ready values, the fields still None left out.
+
+    >>> record(Selection(evals=[[2, 0.5]], best_val=0.5))
+    {'evals': [[2, 0.5]], 'best_val': 0.5}
+    """
+    return {k: v for k, v in asdict(state).items() if v is not None}
 
 
 @dataclass
@@ -43,7 +71,10 @@ class RunContext:
         bf16: bf16 autocast on CUDA.
         ledger: training cost.
         mask: the current mask (dense at the start).
-        progress: JSON-ready dict of how far the method got (persisted).
+        method_state: the method's typed state (a dataclass, see :meth:`resume`; persisted).
+        selection: the running fine-tune's validation selection (persisted).
+        finetunes: the selections of finished fine-tunes, by name (see :meth:`close_finetune`;
+            persisted).
         stash: named weight snapshots (persisted), e.g. ``"init"`` or ``"best"``.
         save_fn: writes a checkpoint payload; None disables checkpoints.
         artifact_dir: where large intermediate weights (soup ingredients, IMP tickets) are
@@ -63,16 +94,49 @@ class RunContext:
     bf16: bool = False
     ledger: Ledger = field(default_factory=Ledger)
     mask: Mask | None = None
-    progress: dict = field(default_factory=dict)
+    method_state: Any = None
+    selection: Selection | None = None
+    finetunes: dict[str, dict] = field(default_factory=dict)
     stash: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     save_fn: Callable[[dict], None] | None = None
     artifact_dir: Path | None = None
     _pending_trainer: dict | None = None
+    _pending_state: dict | None = None
 
     def __post_init__(self) -> None:
         self.params = prunable_params(self.model, self.family)
         if self.mask is None:
             self.mask = Mask.ones_like(self.params)
+
+    @property
+    def progress(self) -> dict:
+        """How far the run got, JSON-ready (the result record's ``progress``): the fields of the
+        method's state that are set, ``finetunes`` if any, and the running selection's fields
+        (``evals``, ``best_val``, ``best_step``)."""
+        out = {} if self.method_state is None else record(self.method_state)
+        if self.finetunes:
+            out["finetunes"] = {k: dict(v) for k, v in self.finetunes.items()}
+        if self.selection is not None:
+            out.update(record(self.selection))
+        return out
+
+    def resume(self, cls: type[S]) -> S:
+        """The method's typed state: the one in use, else the checkpoint's, else a fresh one.
+
+        Args:
+            cls: a dataclass whose fields are JSON-ready (numbers, strings, bools, None, lists
+                and dicts of them); a subclass's state serves its base class too.
+
+        Returns:
+            The state; the method updates it in place and :meth:`save` persists it.
+        """
+        if not isinstance(self.method_state, cls):
+            if self.method_state is not None:
+                held = type(self.method_state).__name__
+                raise TypeError(f"the run holds a {held}, not a {cls.__name__}")
+            self.method_state = cls(**(self._pending_state or {}))
+            self._pending_state = None
+        return self.method_state
 
     @property
     def steps_per_epoch(self) -> int:
@@ -167,15 +231,20 @@ class RunContext:
             return self.stash[f"artifact:{name}"]
         return read_torch(self.artifact_dir / f"{name}.pt", self.device)
 
-    def close_finetune(self, name: str) -> None:
-        """Move the selection record of the last :meth:`finetune` to ``progress["finetunes"]``.
+    def close_finetune(self, name: str) -> float:
+        """Move the selection of the last :meth:`finetune` to :attr:`finetunes` under ``name``.
 
         Methods that fine-tune several models in one run (soups, Lottery Pools) call this after
         each one, so the next :meth:`finetune` starts a fresh validation selection.
+
+        Returns:
+            That fine-tune's best validation metric.
         """
-        done = self.progress.setdefault("finetunes", {})
-        done[name] = {k: self.progress.pop(k) for k in ("evals", "best_val", "best_step")}
+        self.finetunes[name] = asdict(self.selection)
+        best = self.selection.best_val
+        self.selection = None
         self.stash.pop("best", None)
+        return best
 
     def evaluate_state(self, state: dict[str, torch.Tensor]) -> float:
         """Load ``state`` into the model and return its validation metric."""
@@ -204,20 +273,21 @@ class RunContext:
             The best validation metric.
         """
         every = max(1, self.steps_per_epoch // max(1, self.hp.evals_per_epoch))
-        evals = self.progress.setdefault("evals", [])
-        while trainer.step_count < end_step or not evals:
+        if self.selection is None:
+            self.selection = Selection()
+        sel = self.selection
+        while trainer.step_count < end_step or not sel.evals:
             n = min(every, end_step - trainer.step_count)
             if n > 0:
                 trainer.train(n, phase, desc=f"{phase} {trainer.step_count}/{end_step}")
             val = self.evaluate_val()
-            evals.append([trainer.step_count, val])
-            if "best_val" not in self.progress or val > self.progress["best_val"]:
-                self.progress["best_val"] = val
-                self.progress["best_step"] = trainer.step_count
+            sel.evals.append([trainer.step_count, val])
+            if sel.best_val is None or val > sel.best_val:
+                sel.best_val, sel.best_step = val, trainer.step_count
                 self.snapshot("best")
             self.save(trainer)
         self.restore("best")
-        return self.progress["best_val"]
+        return sel.best_val
 
     def save(self, trainer: Trainer | None = None) -> None:
         """Write a checkpoint (no-op without ``save_fn``)."""
@@ -227,7 +297,9 @@ class RunContext:
             "model": self.model.state_dict(),
             "mask": {n: m.cpu() for n, m in self.mask.items()},
             "ledger": self.ledger.to_dict(),
-            "progress": self.progress,
+            "state": None if self.method_state is None else asdict(self.method_state),
+            "selection": None if self.selection is None else asdict(self.selection),
+            "finetunes": self.finetunes,
             "stash": self.stash,
             "trainer": None if trainer is None else {"key": trainer.key,
                                                      "state": trainer.state_dict()},
@@ -242,7 +314,9 @@ class RunContext:
         self.mask = Mask({n: m.to(self.device) for n, m in payload["mask"].items()})
         self.mask.check_fits(self.params)
         self.ledger = Ledger.from_dict(payload["ledger"])
-        self.progress = payload["progress"]
+        self._pending_state = payload["state"]
+        self.selection = None if payload["selection"] is None else Selection(**payload["selection"])
+        self.finetunes = payload["finetunes"]
         self.stash = payload["stash"]
         self._pending_trainer = payload["trainer"]
         torch.set_rng_state(payload["rng"])

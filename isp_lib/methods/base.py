@@ -15,6 +15,17 @@ class NoOptions:
     """A method without options of its own."""
 
 
+@dataclasses.dataclass
+class PruneState:
+    """Resume state of a method that prunes once at the start, then fine-tunes.
+
+    Attributes:
+        pruned: the mask is set (the fine-tune may have begun).
+    """
+
+    pruned: bool = False
+
+
 class Method:
     """A pruning (or soup) method: prunes ``ctx.model`` to ``ctx.sparsity`` and fine-tunes it.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from isp_lib.context import RunContext
 from isp_lib.masks import Mask, magnitude_prune_to
@@ -44,6 +44,19 @@ class EarlyBirdOptions:
     rewind: bool = True
 
 
+@dataclass
+class EarlyBirdState:
+    """Attributes:
+    distances: Hamming distance of each drawn mask to the one drawn before it.
+    draw_step: the dense training step at which the ticket was drawn (None while searching).
+    drawn_early: the stopping rule held before the budget T ran out (None while searching).
+    """
+
+    distances: list[float] = field(default_factory=list)
+    draw_step: int | None = None
+    drawn_early: bool | None = None
+
+
 class EarlyBird(Method):
     """Early-Bird: train densely, draw a magnitude mask at the target every interval, and stop
     once the normalised Hamming distance between consecutive masks stays below ``threshold``
@@ -59,11 +72,12 @@ class EarlyBird(Method):
     summary = "Early-Bird tickets (You et al. 2020): draw once consecutive masks stop changing"
     Options = EarlyBirdOptions
 
-    def search(self, ctx: RunContext, opts: EarlyBirdOptions) -> None:
-        """Dense training with periodic mask draws until the stopping rule holds."""
+    def search(self, ctx: RunContext, opts: EarlyBirdOptions, state: EarlyBirdState) -> None:
+        """Dense training with periodic mask draws until the stopping rule holds; the last mask
+        drawn is left in the ``"prev_mask"`` stash entry."""
         interval = max(1, math.ceil(opts.interval_frac * ctx.steps_per_epoch))
         trainer = ctx.make_trainer("search")
-        dists = ctx.progress.setdefault("distances", [])
+        dists = state.distances
         prev = ctx.stash.get("prev_mask")
         dense = Mask.ones_like(ctx.params)
         while trainer.step_count < ctx.budget:
@@ -77,14 +91,15 @@ class EarlyBird(Method):
             if first_draw(dists, opts.window, opts.threshold) is not None:
                 break
             ctx.save(trainer)
-        ctx.progress["draw_step"] = trainer.step_count
-        ctx.progress["drawn_early"] = first_draw(dists, opts.window, opts.threshold) is not None
+        state.draw_step = trainer.step_count
+        state.drawn_early = first_draw(dists, opts.window, opts.threshold) is not None
 
     def run(self, ctx: RunContext, opts: EarlyBirdOptions) -> None:
-        if "draw_step" not in ctx.progress:
+        state = ctx.resume(EarlyBirdState)
+        if state.draw_step is None:
             if opts.rewind and "init" not in ctx.stash:
                 ctx.snapshot("init")
-            self.search(ctx, opts)
+            self.search(ctx, opts, state)
             ticket = Mask({n: m for n, m in ctx.stash.pop("prev_mask").items()})
             if opts.rewind:
                 ctx.restore("init")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from isp_lib.context import RunContext
 from isp_lib.masks import (
     Mask,
@@ -13,6 +15,17 @@ from isp_lib.masks import (
 from isp_lib.methods.base import Method
 
 
+@dataclass
+class IMPState:
+    """Attributes:
+    round: rounds done (each trained, pruned and rewound).
+    trace: per round, its mask against one-shot magnitude pruning (:meth:`IMP.compare_to_oneshot`).
+    """
+
+    round: int = 0
+    trace: list[dict] = field(default_factory=list)
+
+
 class IMP(Method):
     """Lottery tickets by IMP (Frankle & Carbin 2019; Chen et al. 2020 for pretrained BERT).
 
@@ -22,7 +35,7 @@ class IMP(Method):
     fine-tuned once more for T with validation selection. Cost: (R + 1) x T steps. Here the
     rewind point is the pretrained weights (step 0); :class:`LTHRewind` rewinds to an early step.
 
-    ``progress["trace"]`` records, per round, the mask's sparsity and its cosine similarity to
+    ``IMPState.trace`` records, per round, the mask's sparsity and its cosine similarity to
     the one-shot magnitude mask of the pretrained weights at the same sparsity (paper Fig. 3),
     of the kept and of the pruned indicators.
     """
@@ -46,12 +59,13 @@ class IMP(Method):
                 "cos_pruned": cosine_similarity(mask, oneshot, "pruned")}
 
     def run(self, ctx: RunContext, opts: object) -> None:
+        state = ctx.resume(IMPState)
         rounds = rounds_to_reach(ctx.sparsity, ctx.hp.rate)
         rewind = self.rewind_step(ctx, opts)
         if "init" not in ctx.stash:
             ctx.snapshot("init")
             ctx.save()
-        for r in range(ctx.progress.get("round", 0), rounds):
+        for r in range(state.round, rounds):
             key = f"round-{r}"
             trainer = ctx.make_trainer(key, start_step=rewind if r else 0)
             if r == 0 and rewind and "rewind" not in ctx.stash:
@@ -64,10 +78,10 @@ class IMP(Method):
                 mask = magnitude_prune_to(ctx.params, ctx.mask, ctx.sparsity)
             else:
                 mask = global_magnitude_prune(ctx.params, ctx.mask, ctx.hp.rate)
-            ctx.progress.setdefault("trace", []).append(self.compare_to_oneshot(ctx, mask, r))
+            state.trace.append(self.compare_to_oneshot(ctx, mask, r))
             ctx.mask = mask
             ctx.restore("rewind" if rewind else "init")
-            ctx.progress["round"] = r + 1
+            state.round = r + 1
             ctx.save()
         trainer = ctx.make_trainer("final", start_step=rewind)
         ctx.finetune(trainer, ctx.budget)

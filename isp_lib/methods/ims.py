@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,6 +38,17 @@ class IMSOptions:
     merge_pruned: bool = False
 
 
+@dataclass
+class IMSState:
+    """Attributes:
+    weak: per weak model merged, its sparsity, coefficient and the soup's validation metric.
+    denoised: the soup is done (the fine-tune may have begun).
+    """
+
+    weak: list[dict] = field(default_factory=list)
+    denoised: bool = False
+
+
 class IMS(Method):
     """Instant Model Soup: denoise the pretrained weights with cheap sparse trainings, then
     fine-tune the dense model once.
@@ -58,15 +69,15 @@ class IMS(Method):
 
     def denoise(self, ctx: RunContext, opts: IMSOptions) -> None:
         """Alg. 3 up to the fine-tune: leaves the denoised weights in ``ctx.model``."""
+        weak = ctx.resume(IMSState).weak
         if "init" not in ctx.stash:
             ctx.snapshot("init")
             ctx.snapshot("soup")
             ctx.save()
-        trace = ctx.progress.setdefault("weak", [])
         steps = max(1, round(opts.weak_frac * ctx.budget))
         n_train = len(ctx.train_set)
         size = min(n_train, max(ctx.hp.batch_size, round(opts.data_frac * n_train)))
-        for k in range(len(trace), len(opts.sparsities)):
+        for k in range(len(weak), len(opts.sparsities)):
             ctx.restore("init")
             mask = magnitude_prune_to(ctx.params, Mask.ones_like(ctx.params), opts.sparsities[k])
             subset = np.sort(stream_rng(ctx.seed, f"subset:weak-{k}").choice(
@@ -81,14 +92,15 @@ class IMS(Method):
             alpha, val, soup = best_interpolation(ctx.stash["soup"], ctx.state(), opts.alphas,
                                                   ctx.evaluate_state, keep)
             ctx.stash["soup"] = soup
-            trace.append({"sparsity": opts.sparsities[k], "alpha": alpha, "val": val})
+            weak.append({"sparsity": opts.sparsities[k], "alpha": alpha, "val": val})
             ctx.save()
         ctx.model.load_state_dict(ctx.stash["soup"])
 
     def run(self, ctx: RunContext, opts: IMSOptions) -> None:
-        if "denoised" not in ctx.progress:
+        state = ctx.resume(IMSState)
+        if not state.denoised:
             self.denoise(ctx, opts)
-            ctx.progress["denoised"] = True
+            state.denoised = True
             ctx.stash.pop("soup")
             ctx.save()
         ctx.finetune(ctx.make_trainer("final"), ctx.budget)

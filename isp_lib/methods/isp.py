@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from isp_lib.context import RunContext
 from isp_lib.masks import target_count
@@ -34,6 +34,19 @@ class ISPOptions:
     lookahead_wds: tuple[float, ...] = ranged(">= 0", (0.0, 0.01, 0.1, 0.001, 0.05))
     mask_budget_frac: float = ranged("(0, 1]", 0.6)
     fit_rate: bool = False
+
+
+@dataclass
+class ISPState:
+    """Attributes:
+    trace: per round, its main-model steps, rate and denoise report (:func:`denoised_prune`).
+    round: rounds done.
+    mask_steps: main-model steps when the target was reached (None before).
+    """
+
+    trace: list[dict] = field(default_factory=list)
+    round: int = 0
+    mask_steps: int | None = None
 
 
 class ISP(Method):
@@ -68,9 +81,8 @@ class ISP(Method):
         mask_budget = round(opts.mask_budget_frac * ctx.budget)
         protocols = self.protocols(ctx, opts)
         scratch = copy.deepcopy(ctx.model) if protocols else None
+        state = ctx.resume(ISPState)
         main = ctx.make_trainer("main")
-        trace = ctx.progress.setdefault("trace", [])
-        i = ctx.progress.get("round", 0)
 
         def round_steps(k: int) -> int:
             return max(1, math.ceil(t * (k + 1) * spe))
@@ -83,6 +95,7 @@ class ISP(Method):
             return n
 
         while target_count(ctx.mask, ctx.sparsity) > 0:
+            i = state.round
             steps = round_steps(i)
             last = main.step_count + steps + round_steps(i + 1) > mask_budget
             rate = ctx.hp.rate
@@ -93,12 +106,12 @@ class ISP(Method):
             mask, report = denoised_prune(ctx, scratch, protocols, rate, i,
                                           force_adjust=last, adjust_gap=ctx.hp.adjust_gap)
             ctx.set_mask(mask, main)
-            trace.append({"round": i, "main_steps": main.step_count, "rate": rate,
-                          **asdict(report)})
-            i += 1
-            ctx.progress["round"] = i
+            state.trace.append({"round": i, "main_steps": main.step_count, "rate": rate,
+                                **asdict(report)})
+            state.round = i + 1
             ctx.save(main)
-        ctx.progress.setdefault("mask_steps", main.step_count)  # not again on a resume
+        if state.mask_steps is None:  # not again on a resume
+            state.mask_steps = main.step_count
         ctx.finetune(main, ctx.budget)
 
 

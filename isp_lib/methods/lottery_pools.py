@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from isp_lib.context import RunContext
 from isp_lib.errors import UserError
 from isp_lib.masks import Mask, magnitude_prune_to
-from isp_lib.methods.imp import IMP
+from isp_lib.methods.imp import IMP, IMPState
 from isp_lib.ranges import ranged
 from isp_lib.soups import best_interpolation
 
@@ -22,6 +22,19 @@ class LotteryPoolsOptions:
 
     pool_size: int = ranged(">= 0", 5)
     alphas: tuple[float, ...] = ranged("[0, 1]", (0.05, 0.1, 0.2, 0.3, 0.5))
+
+
+@dataclass
+class PoolsState(IMPState):
+    """Attributes (besides IMP's):
+    ticket_val: best validation metric of IMP's fine-tuned ticket (None while IMP runs).
+    pool_trace: per pooled ticket, its round, coefficient and the merge's validation metric.
+    pooled: the pool is merged and re-pruned (the final fine-tune may have begun).
+    """
+
+    ticket_val: float | None = None
+    pool_trace: list[dict] = field(default_factory=list)
+    pooled: bool = False
 
 
 class LotteryPools(IMP):
@@ -50,29 +63,28 @@ class LotteryPools(IMP):
         if r in self.pool(rounds, opts):
             ctx.put_artifact(f"ticket-{r}", ctx.state())
 
-    def merge(self, ctx: RunContext, opts: LotteryPoolsOptions) -> None:
-        """Greedy interpolation of the pool into ``ctx.stash["pool"]`` (resumable per ticket)."""
-        trace = ctx.progress.setdefault("pool_trace", [])
-        for r in self.pool(ctx.progress["round"], opts)[len(trace):]:
+    def merge(self, ctx: RunContext, opts: LotteryPoolsOptions, state: PoolsState) -> None:
+        """Greedy interpolation of the pool into the ``"pool"`` snapshot (resumable per ticket)."""
+        for r in self.pool(state.round, opts)[len(state.pool_trace):]:
             alpha, val, merged = best_interpolation(
                 ctx.stash["pool"], ctx.get_artifact(f"ticket-{r}"), opts.alphas,
                 ctx.evaluate_state)
             ctx.stash["pool"] = merged
-            trace.append({"round": r, "alpha": alpha, "val": val})
+            state.pool_trace.append({"round": r, "alpha": alpha, "val": val})
             ctx.save()
 
     def run(self, ctx: RunContext, opts: LotteryPoolsOptions) -> None:
-        if "pooled" not in ctx.progress:
-            if "ticket_val" not in ctx.progress:
+        state = ctx.resume(PoolsState)
+        if not state.pooled:
+            if state.ticket_val is None:
                 super().run(ctx, opts)
-                ctx.progress["ticket_val"] = ctx.progress["best_val"]
-                ctx.close_finetune("ticket")
+                state.ticket_val = ctx.close_finetune("ticket")
                 ctx.snapshot("pool")
                 ctx.save()
-            self.merge(ctx, opts)
+            self.merge(ctx, opts, state)
             ctx.model.load_state_dict(ctx.stash.pop("pool"))
             ctx.set_mask(magnitude_prune_to(ctx.params, Mask.ones_like(ctx.params),
                                             ctx.sparsity))
-            ctx.progress["pooled"] = True
+            state.pooled = True
             ctx.save()
         ctx.finetune(ctx.make_trainer("pool-final"), ctx.budget)

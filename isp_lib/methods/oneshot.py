@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from isp_lib.context import RunContext
 from isp_lib.masks import magnitude_prune_to
-from isp_lib.methods.base import Method, NoOptions
+from isp_lib.methods.base import Method, NoOptions, PruneState
 
 
 class OneShot(Method):
@@ -15,8 +15,8 @@ class OneShot(Method):
     summary = "global magnitude prune of the pretrained weights to the target, then fine-tune"
 
     def run(self, ctx: RunContext, opts: NoOptions) -> None:
-        if "pruned" not in ctx.progress:
+        state = ctx.resume(PruneState)
+        if not state.pruned:
             ctx.set_mask(magnitude_prune_to(ctx.params, ctx.mask, ctx.sparsity))
-            ctx.progress["pruned"] = True
-        trainer = ctx.make_trainer("final")
-        ctx.finetune(trainer, ctx.budget)
+            state.pruned = True
+        ctx.finetune(ctx.make_trainer("final"), ctx.budget)

@@ -19,6 +19,15 @@ class ProgressiveOptions:
     prune_frac: float = ranged("(0, 1]", 0.5)
 
 
+@dataclass
+class ProgressiveState:
+    """Attributes:
+    round: prune events done.
+    """
+
+    round: int = 0
+
+
 class Progressive(Method):
     """The paper's "Progressive [Mag]" baseline (Sec. 3.2: "periodic pruning using
     magnitude-based pruning followed by retraining"). One trainer and one schedule over the
@@ -35,14 +44,15 @@ class Progressive(Method):
         rounds = rounds_to_reach(ctx.sparsity, ctx.hp.rate)
         horizon = round(opts.prune_frac * ctx.budget)
         events = [max(1, round(horizon * (j + 1) / rounds)) for j in range(rounds)]
+        state = ctx.resume(ProgressiveState)
         trainer = ctx.make_trainer("main")
-        for j in range(ctx.progress.get("round", 0), rounds):
+        for j in range(state.round, rounds):
             ctx.train_until(trainer, events[j], "train", desc=f"progressive {j + 1}/{rounds}")
             if j == rounds - 1:
                 mask = magnitude_prune_to(ctx.params, ctx.mask, ctx.sparsity)
             else:
                 mask = global_magnitude_prune(ctx.params, ctx.mask, ctx.hp.rate)
             ctx.set_mask(mask, trainer)
-            ctx.progress["round"] = j + 1
+            state.round = j + 1
             ctx.save(trainer)
         ctx.finetune(trainer, ctx.budget)

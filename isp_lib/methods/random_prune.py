@@ -6,7 +6,7 @@ import torch
 
 from isp_lib.context import RunContext
 from isp_lib.masks import random_prune_to
-from isp_lib.methods.base import Method, NoOptions
+from isp_lib.methods.base import Method, NoOptions, PruneState
 from isp_lib.seeds import stream_seed
 
 
@@ -18,9 +18,9 @@ class RandomPruning(Method):
     summary = "random global mask at the target, then fine-tune (baseline)"
 
     def run(self, ctx: RunContext, opts: NoOptions) -> None:
-        if "pruned" not in ctx.progress:
+        state = ctx.resume(PruneState)
+        if not state.pruned:
             gen = torch.Generator().manual_seed(stream_seed(ctx.seed, "random-mask"))
             ctx.set_mask(random_prune_to(ctx.mask, ctx.sparsity, gen))
-            ctx.progress["pruned"] = True
-        trainer = ctx.make_trainer("final")
-        ctx.finetune(trainer, ctx.budget)
+            state.pruned = True
+        ctx.finetune(ctx.make_trainer("final"), ctx.budget)

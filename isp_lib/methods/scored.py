@@ -9,7 +9,7 @@ import torch
 
 from isp_lib.context import RunContext
 from isp_lib.masks import prune_lowest, target_count
-from isp_lib.methods.base import Method
+from isp_lib.methods.base import Method, PruneState
 
 
 class ScoredPruning(Method):
@@ -30,9 +30,10 @@ class ScoredPruning(Method):
         raise NotImplementedError
 
     def run(self, ctx: RunContext, opts: Any) -> None:
-        if "pruned" not in ctx.progress:
+        state = ctx.resume(PruneState)
+        if not state.pruned:
             scores = self.scores(ctx, opts, self.score_indices(ctx, opts))
             ctx.set_mask(prune_lowest(scores, ctx.mask, target_count(ctx.mask, ctx.sparsity)))
-            ctx.progress["pruned"] = True
+            state.pruned = True
             ctx.save()
         ctx.finetune(ctx.make_trainer("final"), ctx.budget)

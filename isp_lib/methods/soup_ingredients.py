@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -24,6 +24,19 @@ class SoupOptions:
     wds: tuple[float, ...] = ranged(">= 0", (0.0, 0.01, 0.1, 0.001))
 
 
+@dataclass
+class SoupState:
+    """Attributes:
+    ingredient_vals: best validation metric of each finished ingredient, in order.
+    soup: how the soup was made (set at the end).
+    best_val: the soup's validation metric (the run's validation score; set at the end).
+    """
+
+    ingredient_vals: list[float] = field(default_factory=list)
+    soup: dict | None = None
+    best_val: float | None = None
+
+
 class SoupIngredients(Method):
     """Base of the model soups (Wortsman et al., ICML 2022): fine-tunes N dense models from the
     same pretrained weights, each for the full budget T with its own learning rate, weight
@@ -41,19 +54,18 @@ class SoupIngredients(Method):
         Returns:
             Their best weights and their best validation scores.
         """
+        vals = ctx.resume(SoupState).ingredient_vals
         if "init" not in ctx.stash:
             ctx.snapshot("init")
             ctx.save()
-        vals = ctx.progress.setdefault("ingredient_vals", [])
         for k in range(len(vals), opts.ingredients):
             trainer = ctx.make_trainer(
                 f"ingredient-{k}", lr=ctx.hp.lr * opts.lr_mults[k % len(opts.lr_mults)],
                 weight_decay=opts.wds[k % len(opts.wds)])
-            val = ctx.finetune(trainer, ctx.budget, phase="ingredient")
+            ctx.finetune(trainer, ctx.budget, phase="ingredient")
             ctx.put_artifact(f"ingredient-{k}", ctx.state())
-            ctx.close_finetune(f"ingredient-{k}")
+            vals.append(ctx.close_finetune(f"ingredient-{k}"))
             ctx.restore("init")
-            vals.append(val)
             ctx.save()
         return [ctx.get_artifact(f"ingredient-{k}") for k in range(opts.ingredients)], vals
 
@@ -63,7 +75,7 @@ class SoupIngredients(Method):
         raise NotImplementedError
 
     def run(self, ctx: RunContext, opts: SoupOptions) -> None:
+        state = ctx.resume(SoupState)
         states, vals = self.ingredients(ctx, opts)
-        soup, note = self.merge(ctx, states, vals)
-        ctx.progress["best_val"] = ctx.evaluate_state(soup)
-        ctx.progress["soup"] = note
+        weights, state.soup = self.merge(ctx, states, vals)
+        state.best_val = ctx.evaluate_state(weights)
