@@ -25,7 +25,7 @@ from isp_lib.masks import Mask
 from isp_lib.profiles import Hparams
 from isp_lib.scope import prunable_params
 from isp_lib.seeds import stream_seed
-from isp_lib.train import Collate, Ledger, Trainer, evaluate
+from isp_lib.train import Collate, Ledger, Trainer, evaluate, predict, score, task_loss
 
 S = TypeVar("S")
 
@@ -250,6 +250,14 @@ class RunContext:
         """Load ``state`` into the model and return its validation metric."""
         self.model.load_state_dict(state)
         return self.evaluate_val()
+
+    def val_scores(self, state: dict[str, torch.Tensor]) -> tuple[float, float]:
+        """Load ``state`` into the model; its validation metric and mean validation loss."""
+        self.model.load_state_dict(state)
+        outputs, labels = predict(self.model, self.val_set, self.collate, self.device,
+                                  bf16=self.bf16)
+        loss = float(task_loss(torch.from_numpy(outputs), torch.from_numpy(labels)))
+        return score(self.metric, outputs, labels), loss
 
     def evaluate_val(self) -> float:
         """The metric on the validation split."""

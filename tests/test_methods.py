@@ -238,6 +238,9 @@ def test_isp_protocols_vary_as_the_paper_says_or_follow_the_official_code():
     assert len({(p.lr, p.weight_decay) for p in varied}) == ctx.hp.denoisers
     fixed = isp.protocols(ctx, ISPOptions(vary_protocol=False))
     assert {(p.lr, p.weight_decay) for p in fixed} == {(ctx.hp.lr, ctx.hp.weight_decay)}
+    isp.run(ctx, ISPOptions())
+    assert ctx.progress["lookaheads"] == [
+        {"lr": p.lr, "weight_decay": p.weight_decay, "data_frac": p.data_frac} for p in varied]
 
 
 def test_option_parsing_casts_and_refuses():

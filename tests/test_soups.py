@@ -89,6 +89,9 @@ def test_soups_count_every_fine_tune_and_greedy_beats_its_ingredients():
     uniform = _run("uniform-soup", ingredients=3)
     assert uniform.progress["soup"]["ingredient_vals"] == note["ingredient_vals"]
     assert uniform.mask.sparsity() == 0.0
+    opts = get_method("uniform-soup").Options()
+    assert uniform.progress["ingredient_hparams"] == [
+        {"lr": uniform.hp.lr * opts.lr_mults[k], "weight_decay": opts.wds[k]} for k in range(3)]
 
 
 @pytest.mark.parametrize("name", ["uniform-soup", "greedy-soup", "ims"])
@@ -114,13 +117,26 @@ def test_ims_ledger_and_trace():
     assert ctx.ledger.phases["weak"]["steps"] == 2 * weak
     assert ctx.ledger.phases["finetune"]["steps"] == ctx.budget
     assert [w["sparsity"] for w in ctx.progress["weak"]] == [0.2, 0.5]
-    vals = [w["val"] for w in ctx.progress["weak"]]
-    assert vals == sorted(vals)  # alpha = 0 competes, so validation never gets worse
+    losses = [w["val_loss"] for w in ctx.progress["weak"]]
+    assert losses == sorted(losses, reverse=True)  # alpha = 0 competes: loss never rises
+    for k, w in enumerate(ctx.progress["weak"]):
+        assert w["lr"] == ctx.hp.lr * (1.0, 2.0)[k] and w["weight_decay"] == (0.0, 0.01)[k]
+        alphas, metrics, curve_losses = zip(*w["curve"], strict=True)
+        assert alphas[0] == 0.0 and w["alpha"] in alphas
+        assert w["val_loss"] == min(curve_losses)  # chosen by validation loss (the default)
+        assert w["val"] == metrics[alphas.index(w["alpha"])]
+
+
+def test_ims_can_select_by_the_metric_instead():
+    ctx = _run("ims", sparsities=(0.2,), weak_frac=0.25, select_by="metric")
+    (w,) = ctx.progress["weak"]
+    _, metrics, _ = zip(*w["curve"], strict=True)
+    assert w["val"] == max(metrics)
 
 
 def test_ims_refuses_bad_options():
     method = get_method("ims")
     for bad in ({"sparsities": ()}, {"sparsities": (1.0,)}, {"alphas": (1.5,)},
-                {"data_frac": 0.0}):
+                {"data_frac": 0.0}, {"select_by": "accuracy"}):
         with pytest.raises(UserError):
             method.validate(0.0, method.Options(**bad))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from isp_lib.context import RunContext
+from isp_lib.errors import UserError
 from isp_lib.masks import Mask, magnitude_prune_to
 from isp_lib.methods.base import Method
 from isp_lib.ranges import ranged
@@ -27,6 +28,10 @@ class IMSOptions:
     alphas: interpolation coefficients tried per weak model (0 always competes too).
     merge_pruned: also interpolate the pruned (zero) entries of a weak model; by default a
         pruned entry carries no update and keeps the running soup's value.
+    select_by: ``loss`` picks each coefficient by the lowest mean validation loss (a kit
+        choice: validation accuracy is nearly flat across coefficients before the fine-tune,
+        so it picks almost arbitrarily); ``metric`` picks by the validation metric, as the
+        paper's greedy soups do.
     """
 
     sparsities: tuple[float, ...] = ranged("[0, 1)", (0.1, 0.2, 0.3, 0.4))
@@ -36,12 +41,19 @@ class IMSOptions:
     wds: tuple[float, ...] = ranged(">= 0", (0.0, 0.01, 0.1, 0.001))
     alphas: tuple[float, ...] = ranged("[0, 1]", (0.1, 0.2, 0.3, 0.4, 0.5))
     merge_pruned: bool = False
+    select_by: str = "loss"
+
+
+#: What :attr:`IMSOptions.select_by` takes.
+SELECT_BY = ("loss", "metric")
 
 
 @dataclass
 class IMSState:
     """Attributes:
-    weak: per weak model merged, its sparsity, coefficient and the soup's validation metric.
+    weak: per weak model merged: its sparsity, learning rate, weight decay, the chosen
+        coefficient, the soup's validation metric and loss, and ``curve``, every candidate
+        coefficient's ``[alpha, metric, loss]``.
     denoised: the soup is done (the fine-tune may have begun).
     """
 
@@ -67,6 +79,11 @@ class IMS(Method):
     Options = IMSOptions
     prunes = False
 
+    def check(self, sparsity: float, opts: IMSOptions) -> None:
+        if opts.select_by not in SELECT_BY:
+            raise UserError(f"option select_by={opts.select_by!r} is not valid: use "
+                            f"{' or '.join(SELECT_BY)}, e.g. --set select_by=loss")
+
     def denoise(self, ctx: RunContext, opts: IMSOptions) -> None:
         """Alg. 3 up to the fine-tune: leaves the denoised weights in ``ctx.model``."""
         weak = ctx.resume(IMSState).weak
@@ -82,17 +99,28 @@ class IMS(Method):
             mask = magnitude_prune_to(ctx.params, Mask.ones_like(ctx.params), opts.sparsities[k])
             subset = np.sort(stream_rng(ctx.seed, f"subset:weak-{k}").choice(
                 n_train, size=size, replace=False))
-            trainer = ctx.make_trainer(
-                f"weak-{k}", total_steps=steps, indices=subset,
-                lr=ctx.hp.lr * opts.lr_mults[k % len(opts.lr_mults)],
-                weight_decay=opts.wds[k % len(opts.wds)])
+            lr = ctx.hp.lr * opts.lr_mults[k % len(opts.lr_mults)]
+            wd = opts.wds[k % len(opts.wds)]
+            trainer = ctx.make_trainer(f"weak-{k}", total_steps=steps, indices=subset, lr=lr,
+                                       weight_decay=wd)
             trainer.set_mask(mask)
             trainer.train(steps, "weak", desc=f"ims weak {k + 1}/{len(opts.sparsities)}")
             keep = None if opts.merge_pruned else mask
-            alpha, val, soup = best_interpolation(ctx.stash["soup"], ctx.state(), opts.alphas,
-                                                  ctx.evaluate_state, keep)
+            curve: list[list[float]] = []
+
+            def select(state: dict, curve: list = curve) -> float:
+                metric, loss = ctx.val_scores(state)
+                curve.append([metric, loss])
+                return -loss if opts.select_by == "loss" else metric
+
+            alpha, _, soup = best_interpolation(ctx.stash["soup"], ctx.state(), opts.alphas,
+                                                select, keep)
+            grid = sorted({0.0, *opts.alphas})
+            metric, loss = curve[grid.index(alpha)]
             ctx.stash["soup"] = soup
-            weak.append({"sparsity": opts.sparsities[k], "alpha": alpha, "val": val})
+            weak.append({"sparsity": opts.sparsities[k], "lr": lr, "weight_decay": wd,
+                         "alpha": alpha, "val": metric, "val_loss": loss,
+                         "curve": [[a, *c] for a, c in zip(grid, curve, strict=True)]})
             ctx.save()
         ctx.model.load_state_dict(ctx.stash["soup"])
 

@@ -42,11 +42,13 @@ class ISPState:
     trace: per round, its main-model steps, rate and denoise report (:func:`denoised_prune`).
     round: rounds done.
     mask_steps: main-model steps when the target was reached (None before).
+    lookaheads: each look-ahead's learning rate, weight decay and data share (the protocols).
     """
 
     trace: list[dict] = field(default_factory=list)
     round: int = 0
     mask_steps: int | None = None
+    lookaheads: list[dict] = field(default_factory=list)
 
 
 class ISP(Method):
@@ -82,6 +84,7 @@ class ISP(Method):
         protocols = self.protocols(ctx, opts)
         scratch = copy.deepcopy(ctx.model) if protocols else None
         state = ctx.resume(ISPState)
+        state.lookaheads = [asdict(p) for p in protocols]
         main = ctx.make_trainer("main")
 
         def round_steps(k: int) -> int:

@@ -28,11 +28,13 @@ class SoupOptions:
 class SoupState:
     """Attributes:
     ingredient_vals: best validation metric of each finished ingredient, in order.
+    ingredient_hparams: learning rate and weight decay of each finished ingredient, in order.
     soup: how the soup was made (set at the end).
     best_val: the soup's validation metric (the run's validation score; set at the end).
     """
 
     ingredient_vals: list[float] = field(default_factory=list)
+    ingredient_hparams: list[dict] = field(default_factory=list)
     soup: dict | None = None
     best_val: float | None = None
 
@@ -54,17 +56,19 @@ class SoupIngredients(Method):
         Returns:
             Their best weights and their best validation scores.
         """
-        vals = ctx.resume(SoupState).ingredient_vals
+        state = ctx.resume(SoupState)
+        vals = state.ingredient_vals
         if "init" not in ctx.stash:
             ctx.snapshot("init")
             ctx.save()
         for k in range(len(vals), opts.ingredients):
-            trainer = ctx.make_trainer(
-                f"ingredient-{k}", lr=ctx.hp.lr * opts.lr_mults[k % len(opts.lr_mults)],
-                weight_decay=opts.wds[k % len(opts.wds)])
+            lr = ctx.hp.lr * opts.lr_mults[k % len(opts.lr_mults)]
+            wd = opts.wds[k % len(opts.wds)]
+            trainer = ctx.make_trainer(f"ingredient-{k}", lr=lr, weight_decay=wd)
             ctx.finetune(trainer, ctx.budget, phase="ingredient")
             ctx.put_artifact(f"ingredient-{k}", ctx.state())
             vals.append(ctx.close_finetune(f"ingredient-{k}"))
+            state.ingredient_hparams.append({"lr": lr, "weight_decay": wd})
             ctx.restore("init")
             ctx.save()
         return [ctx.get_artifact(f"ingredient-{k}") for k in range(opts.ingredients)], vals
