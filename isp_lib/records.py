@@ -194,7 +194,8 @@ def stale_records(sweep: Sweep, records: list[dict]) -> list[dict]:
 def load_or_run(config: str | Path | Mapping[str, Any], recompute: bool = False,
                 device: str = "auto", profile: str | None = None,
                 results_dir: str | Path = "results", model: str | None = None,
-                data: str | None = None, reuse: str = "any-commit") -> list[dict]:
+                data: str | None = None, reuse: str = "any-commit",
+                missing: str = "run") -> list[dict]:
     """The records of a sweep's grid: committed ones where they exist, fresh runs otherwise.
 
     The committed records file is only read here; ``isp sweep`` writes it. A committed record
@@ -213,13 +214,19 @@ def load_or_run(config: str | Path | Mapping[str, Any], recompute: bool = False,
         reuse: ``any-commit`` (default) reuses a record of the same resolved configuration
             made by any commit of the kit (:func:`provenance` lists them); ``same-commit``
             re-runs records made by another commit than the running one.
+        missing: ``run`` (default) runs the cells without a matching record; ``skip`` leaves
+            them out (a chapter that shows what is recorded while a sweep is still running
+            says how many are missing, see :func:`missing_cells`).
 
     Returns:
         One record per cell, in cell order: the committed record whose ``config_hash`` matches
-        the cell's, else the record of a run of that cell.
+        the cell's, else the record of a run of that cell (with ``missing="skip"``, only the
+        recorded cells).
     """
     if reuse not in ("any-commit", "same-commit"):
         raise UserError(f"reuse={reuse!r} is not valid: use 'any-commit' or 'same-commit'")
+    if missing not in ("run", "skip"):
+        raise UserError(f"missing={missing!r} is not valid: use 'run' or 'skip'")
     sweep = load_sweep(config, profile=profile, results_dir=results_dir, model=model, data=data)
     committed: dict[str, dict] = {}
     if not recompute:
@@ -234,16 +241,23 @@ def load_or_run(config: str | Path | Mapping[str, Any], recompute: bool = False,
                 continue
             committed[r["config_hash"]] = r
         redo = sum(c.config_hash() not in committed for c in sweep.cells)
-        if on_file and redo:
+        if on_file and redo and missing == "run":
             unused = len(on_file) - len(committed)
             why = "another configuration, numerics version" + \
                 (" or commit" if reuse == "same-commit" else "")
             print(f"{sweep.records}: {redo} of {len(sweep.cells)} cells have no matching record "
                   f"({unused} records on file are of {why}): running them", file=sys.stderr)
-    missing = tuple(c for c in sweep.cells if c.config_hash() not in committed)
-    fresh = run_sweep(replace(sweep, cells=missing), device=device)
+    todo = tuple(c for c in sweep.cells if c.config_hash() not in committed)
+    fresh = [] if missing == "skip" else run_sweep(replace(sweep, cells=todo), device=device)
     found = {**committed, **{r["config_hash"]: r for r in fresh}}
-    return [found[c.config_hash()] for c in sweep.cells]
+    return [found[c.config_hash()] for c in sweep.cells if c.config_hash() in found]
+
+
+def missing_cells(config: str | Path | Mapping[str, Any], records: list[dict], **kwargs: Any
+                  ) -> list[RunConfig]:
+    """The cells of a sweep that ``records`` lack (``kwargs`` as for :func:`load_sweep`)."""
+    have = {r["config_hash"] for r in records}
+    return [c for c in load_sweep(config, **kwargs).cells if c.config_hash() not in have]
 
 
 def provenance(records: list[dict]) -> pd.DataFrame:

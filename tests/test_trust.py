@@ -358,3 +358,20 @@ def test_no_two_trainers_of_any_two_seeds_share_a_batch_stream(monkeypatch):
     assert len(seen) > 5 * 2 * 3
     assert len(set(seeds)) == len(seeds)
     assert len(set(first_batches)) == len(first_batches)
+
+
+def test_load_or_run_can_skip_what_is_not_recorded(tmp_path, monkeypatch):
+    import yaml
+
+    cfg = {"name": "tiny", "profile": "smoke", "model": "minilm", "data": "drugreview",
+           "seeds": [0, 1], "methods": ["oneshot"], "sparsities": [0.5],
+           "out": str(tmp_path / "runs")}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    first, second = records.load_sweep(path).cells
+    kept = {"config_hash": first.config_hash(), "resolved": first.resolved}
+    path.with_suffix(".jsonl").write_text(json.dumps(kept) + "\n")
+    monkeypatch.setattr(records, "run", lambda *a, **k: pytest.fail("ran a cell"))
+    got = records.load_or_run(path, missing="skip")
+    assert got == [kept]
+    assert records.missing_cells(path, got) == [second]
