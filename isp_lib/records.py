@@ -75,7 +75,7 @@ class Sweep:
 
 def load_sweep(config: str | Path | Mapping[str, Any], profile: str | None = None,
                results_dir: str | Path = "results", model: str | None = None,
-               data: str | None = None) -> Sweep:
+               data: str | None = None, seeds: list[int] | None = None) -> Sweep:
     """Read and validate a sweep config.
 
     Args:
@@ -84,6 +84,7 @@ def load_sweep(config: str | Path | Mapping[str, Any], profile: str | None = Non
         results_dir: folder of the records file when ``config`` is a mapping.
         model: run every cell on this model instead of the config's (e.g. ``clip-vit-b32``).
         data: run every cell on this data set instead of the config's.
+        seeds: keep only the cells of these seeds (e.g. two seeds for a smoke check).
 
     Returns:
         The :class:`Sweep`.
@@ -103,9 +104,12 @@ def load_sweep(config: str | Path | Mapping[str, Any], profile: str | None = Non
                 raw["grid"] = [{k: v for k, v in b.items() if k != key}
                                if isinstance(b, dict) else b for b in raw["grid"]]
     try:
-        return _parse(raw, folder)
+        sweep = _parse(raw, folder)
     except UserError as exc:
         raise UserError(f"{where}: {exc}") from None
+    if seeds is not None:
+        sweep = replace(sweep, cells=tuple(c for c in sweep.cells if c.seed in set(seeds)))
+    return sweep
 
 
 def read_records(path: str | Path) -> list[dict]:
@@ -195,7 +199,7 @@ def load_or_run(config: str | Path | Mapping[str, Any], recompute: bool = False,
                 device: str = "auto", profile: str | None = None,
                 results_dir: str | Path = "results", model: str | None = None,
                 data: str | None = None, reuse: str = "any-commit",
-                missing: str = "run") -> list[dict]:
+                missing: str = "run", seeds: list[int] | None = None) -> list[dict]:
     """The records of a sweep's grid: committed ones where they exist, fresh runs otherwise.
 
     The committed records file is only read here; ``isp sweep`` writes it. A committed record
@@ -211,6 +215,7 @@ def load_or_run(config: str | Path | Mapping[str, Any], recompute: bool = False,
         results_dir: folder of the records file when ``config`` is a mapping.
         model: run the grid on this model instead of the config's.
         data: run the grid on this data set instead of the config's.
+        seeds: keep only the cells of these seeds.
         reuse: ``any-commit`` (default) reuses a record of the same resolved configuration
             made by any commit of the kit (:func:`provenance` lists them); ``same-commit``
             re-runs records made by another commit than the running one.
@@ -227,7 +232,8 @@ def load_or_run(config: str | Path | Mapping[str, Any], recompute: bool = False,
         raise UserError(f"reuse={reuse!r} is not valid: use 'any-commit' or 'same-commit'")
     if missing not in ("run", "skip"):
         raise UserError(f"missing={missing!r} is not valid: use 'run' or 'skip'")
-    sweep = load_sweep(config, profile=profile, results_dir=results_dir, model=model, data=data)
+    sweep = load_sweep(config, profile=profile, results_dir=results_dir, model=model, data=data,
+                       seeds=seeds)
     committed: dict[str, dict] = {}
     if not recompute:
         on_file = read_records(sweep.records)

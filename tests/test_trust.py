@@ -375,3 +375,4 @@ def test_load_or_run_can_skip_what_is_not_recorded(tmp_path, monkeypatch):
     got = records.load_or_run(path, missing="skip")
     assert got == [kept]
     assert records.missing_cells(path, got) == [second]
+    assert records.load_sweep(path, seeds=[1]).cells == (second,)
