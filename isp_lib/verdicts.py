@@ -23,8 +23,12 @@ Verdicts, with ``lo, hi`` the interval and ``m >= 0`` the claim's margin (points
 - ``matches`` (\\|A - B\\| < m, m > 0 required): *reproduced* if ``-m < lo`` and ``hi < m``,
   *contradicted* if ``hi < -m`` or ``lo > m``;
 - *inconclusive* otherwise, and always with a single shared seed (its interval cannot show
-  seed-to-seed variation). Identical runs give the interval (0, 0): *inconclusive* for
-  ``beats`` and ``at least`` with m = 0, *reproduced* for ``matches``.
+  seed-to-seed variation);
+- :data:`SMOKE_VERDICT` whenever every compared run is of the ``smoke`` profile (the table,
+  interval and figure are still computed: they check the machinery).
+
+Identical runs give the interval (0, 0): *inconclusive* for ``beats`` and ``at least`` with
+m = 0, *reproduced* for ``matches``.
 
 ``detectable`` is the smallest effect (beyond the claim's threshold) that the data could have
 detected: the interval's half-width times (z + 0.84) / z, z = 1.96 at 95%, i.e. the true
@@ -49,8 +53,11 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 CLAIMS = ("beats", "at least", "matches")
+#: The verdict of every claim on runs of the ``smoke`` profile: tiny random models check the
+#: machinery, their differences are no evidence about the paper.
+SMOKE_VERDICT = "— (smoke: machinery check, no verdict)"
 VERDICT_COLOURS = {"reproduced": "#1b7837", "contradicted": "#b2182b",
-                   "inconclusive": "#777777"}
+                   "inconclusive": "#777777", SMOKE_VERDICT: "#4a7ab7"}
 _POWER_Z = NormalDist().inv_cdf(0.8)  # 80% power
 _CLAIM_KEYS = ("a", "b", "claim", "margin", "sparsity", "wording")
 _CHUNK = 4_000_000  # values per block of drawn example indices (regression)
@@ -70,7 +77,8 @@ class Comparison:
         mean_diff: mean over the shared seeds of A - B, in points.
         ci_low, ci_high: the bootstrap interval of ``mean_diff``.
         seeds: how many seeds the two arms share.
-        verdict: ``"reproduced"``, ``"contradicted"`` or ``"inconclusive"``.
+        verdict: ``"reproduced"``, ``"contradicted"``, ``"inconclusive"`` or
+            :data:`SMOKE_VERDICT` (runs of the smoke profile).
         detectable: the smallest effect the data could have detected (80% power), points.
         wording: the claim as the paper words it.
         metric: the records' ``metric_name``.
@@ -205,7 +213,9 @@ def compare(records: Sequence[dict], a: str, b: str, claim: str = "beats", margi
     return Comparison(
         a=a, b=b, sparsity=found_a if found_a == found_b else (found_a, found_b),
         claim=claim, margin=float(margin), mean_diff=float(per_seed.mean()), ci_low=lo,
-        ci_high=hi, seeds=k, verdict=_verdict(claim, float(margin), lo, hi, k),
+        ci_high=hi, seeds=k,
+        verdict=SMOKE_VERDICT if all(r["config"].get("profile") == "smoke" for r in runs)
+        else _verdict(claim, float(margin), lo, hi, k),
         detectable=(hi - lo) / 2 * (z + _POWER_Z) / z,
         wording=wording or _wording(a, b, claim, float(margin)), metric=metric,
         resampled=resampled, level=level)

@@ -11,7 +11,7 @@ import pytest
 from isp_lib.predictions import encode_predictions, labels_sha256
 from isp_lib.report import compare, compare_table, plot_comparisons
 from isp_lib.report import test_labels as load_test_labels
-from isp_lib.verdicts import TABLE_COLUMNS, Comparison, run_label
+from isp_lib.verdicts import SMOKE_VERDICT, TABLE_COLUMNS, Comparison, run_label
 
 
 def record(method: str, seed: int, pred: np.ndarray, gold: np.ndarray,
@@ -221,3 +221,19 @@ def test_test_labels_loads_the_split_and_checks_the_records():
     assert np.array_equal(load_test_labels("drugreview", "smoke", [good]), labels)
     with pytest.raises(ValueError, match="pass the runs' profile"):
         load_test_labels("drugreview", "smoke", [{**good, "test_labels_sha256": "0" * 16}])
+
+
+def test_smoke_runs_get_no_verdict_but_the_same_interval():
+    recs, gold = arms(np.random.default_rng(1), 2000, 0.85, 0.80)
+    smoke = [{**r, "config": {**r["config"], "profile": "smoke"}} for r in recs]
+    real, check = (compare(x, "isp", "oneshot", labels=gold) for x in (recs, smoke))
+    assert real.verdict == "reproduced" and check.verdict == SMOKE_VERDICT
+    assert (check.mean_diff, check.ci_low, check.ci_high) == \
+        (real.mean_diff, real.ci_low, real.ci_high)
+    assert "smoke: machinery check, no verdict" in check.sentence()
+    words = ("reproduced", "contradicted", "inconclusive", "inside the noise")
+    assert not any(w in check.sentence() for w in words)
+    import matplotlib.pyplot as plt
+
+    table = compare_table(smoke, [("isp", "oneshot", "beats", 0.0)], gold)
+    plt.close(plot_comparisons(table).figure)  # the smoke verdict has a colour
