@@ -59,6 +59,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from isp_lib import analysis
 from isp_lib.io import load_mask
 from isp_lib.runs import make_config, run
 
@@ -81,12 +82,11 @@ pd.Series(summary).to_frame("ISP")
 # ## Where the cost went
 # The ledger counts optimizer steps per phase: `train` is the main model's mask-generation
 # rounds, `lookahead` the look-ahead copies of the denoised prunes, `finetune` the rest of
-# the budget after the target was reached. The budget $T$ is one full fine-tune.
+# the budget after the target was reached. The budget $T$ is one full fine-tune; the cost
+# columns are in units of T, in all and per phase.
 
 # %%
-ledger = pd.DataFrame(result["ledger"]["phases"]).T
-ledger["share of T"] = ledger["steps"] / result["budget_steps"]
-ledger
+analysis.tidy_costs([result]).filter(regex=r"^(train_steps|budget_steps|cost \(T\)|T: )")
 
 # %% [markdown]
 # ## The rounds
@@ -95,8 +95,8 @@ ledger
 # straight to the exact target (the one-shot adjustment).
 
 # %%
-trace = pd.DataFrame(result["progress"]["trace"])
-trace[["round", "main_steps", "own_sparsity", "union_sparsity", "adjusted", "sparsity"]]
+analysis.isp_rounds([result]).set_index("round")[
+    ["main_steps", "own_sparsity", "union_sparsity", "spared (points)", "adjusted", "sparsity"]]
 
 # %% [markdown]
 # ## Which layers lost the most
