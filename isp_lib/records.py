@@ -2,7 +2,7 @@
 
 A sweep config is committed under ``results/``, next to the records it produces::
 
-    name: foundation_cpu       # its records: <this file's folder>/foundation_cpu.jsonl
+    name: minilm_headline      # its records: <this file's folder>/minilm_headline.jsonl
     profile: cpu
     model: minilm
     data: drugreview
@@ -10,7 +10,7 @@ A sweep config is committed under ``results/``, next to the records it produces:
     sparsities: [0.7]
     seeds: [0, 1, 2]
     settings: {epochs: 3, isp: {denoisers: 0}}   # optional: as `isp run --set`; per method too
-    out: runs/foundation       # optional: folder of the run directories (default runs/<name>)
+    out: runs/minilm           # optional: folder of the run directories (default runs/<name>)
 
 The grid is every method x sparsity x seed. Where parts of it differ (dense at sparsity 0, a
 setting varied), ``grid:`` lists blocks; a block sets any of ``methods``, ``sparsities``,
@@ -320,7 +320,7 @@ def _parse(raw: dict[str, Any], folder: Path) -> Sweep:
     _check_keys(raw, TOP_KEYS, "key(s)")
     name = raw.get("name")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise UserError("'name' must be a file name without a folder, e.g. name: foundation_cpu")
+        raise UserError("'name' must be a file name without a folder, e.g. name: minilm_headline")
     out = raw.get("out", f"runs/{name}")
     if not isinstance(out, str) or not out:
         raise UserError(f"'out' must be a folder, e.g. out: runs/{name}")

@@ -1,22 +1,16 @@
-"""What every chapter of the book shows: the scale of a result, seed summaries and a verdict.
+"""What every chapter of the book shows: the scale of a result, FLOPs, and paired verdicts.
 
-Verdicts are computed from the records, never typed: a claim "A beats B by at least d points"
-is *reproduced* when the mean difference over seeds is at least d and more than two standard
-errors from zero the right way, *not reproduced* when it is more than two standard errors the
-wrong way, and *inside the noise* otherwise (or *not testable* with a single seed).
-
-Paired verdicts from the records' per-example test predictions (a bootstrap over seeds and test
-examples): :func:`compare`, :func:`compare_table`, :func:`plot_comparisons` and
-:func:`test_labels`, from :mod:`isp_lib.verdicts`.
+Verdicts are computed from the records, never typed: paired verdicts from the records'
+per-example test predictions (a bootstrap over seeds and test examples) by :func:`compare`,
+:func:`compare_table`, :func:`plot_comparisons` and :func:`test_labels`, from
+:mod:`isp_lib.verdicts`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from isp_lib.verdicts import Comparison as Comparison
@@ -50,130 +44,6 @@ def scale_note(records: Sequence[dict]) -> str:
             f"{values(lambda r: r['model'])} on {values(lambda r: r['data'])} · "
             f"seeds {values(lambda r: r['seed'])} · {hosts} · "
             f"torch {values(lambda r: r['torch_version'].split('+')[0])}")
-
-
-def seed_summary(df: pd.DataFrame, by: Sequence[str], value: str = "test_metric"
-                 ) -> pd.DataFrame:
-    """Mean, standard deviation (ddof 1; 0 for one seed) and seed count of ``value``.
-
-    Args:
-        df: a tidy frame (``isp_lib.records.tidy``).
-        by: grouping columns, e.g. ``["method", "sparsity"]``.
-        value: the column to summarise.
-
-    Returns:
-        One row per group with columns ``by + ["mean", "sd", "n"]``.
-    """
-    g = df.groupby(list(by), sort=True)[value]
-    out = g.agg(mean="mean", sd="std", n="count").reset_index()
-    out["sd"] = out["sd"].fillna(0.0)
-    return out
-
-
-def verdict(diffs: Sequence[float], at_least: float = 0.0) -> str:
-    """The verdict on a claim "A - B >= at_least", from per-seed differences A - B.
-
-    Args:
-        diffs: one difference per seed (paired by seed where possible).
-        at_least: the margin the claim states (0 for "A is at least as good as B").
-
-    Returns:
-        "reproduced", "not reproduced", "inside the noise" or "not testable (one seed)".
-    """
-    n = len(diffs)
-    if n < 2:
-        return "not testable (one seed)"
-    mean = sum(diffs) / n
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    se = sd / math.sqrt(n)
-    if mean >= at_least and mean > 2 * se:
-        return "reproduced"
-    if mean < at_least and mean < -2 * se:
-        return "not reproduced"
-    return "inside the noise"
-
-
-def flat_verdict(values: Sequence[float], seed_values: Sequence[float]) -> str:
-    """The verdict on a claim "this setting does not matter", e.g. ISP's look-ahead length.
-
-    Each value (one run or mean per setting) is compared with the prediction band of one more
-    seed at the reference setting: mean ± 2 sd sqrt(1 + 1/n) of ``seed_values`` (n seeds).
-
-    Args:
-        values: the metric at each setting.
-        seed_values: the metric over seeds at the reference setting.
-
-    Returns:
-        "reproduced" if every value lies inside the band, "not reproduced" if one lies
-        outside, "not testable (one seed)" with fewer than two seeds or values.
-
-    >>> flat_verdict([70.0, 71.0, 69.5], [70.0, 71.0, 69.0])
-    'reproduced'
-    >>> flat_verdict([70.0, 75.0], [70.0, 71.0, 69.0])
-    'not reproduced'
-    """
-    n = len(seed_values)
-    if n < 2 or len(values) < 2:
-        return "not testable (one seed)"
-    mean = sum(seed_values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in seed_values) / (n - 1))
-    half = 2 * sd * math.sqrt(1 + 1 / n)
-    return "reproduced" if all(abs(v - mean) <= half for v in values) else "not reproduced"
-
-
-def paired_diffs(df: pd.DataFrame, column: str, a: str, b: str, value: str = "test_metric",
-                 on: str = "seed") -> pd.Series:
-    """Per-seed differences A - B of ``value`` between two groups of a tidy frame.
-
-    Args:
-        df: a tidy frame (``isp_lib.records.tidy``), one row per run.
-        column: the column that names the groups, e.g. ``"method"`` or ``"settings"``.
-        a, b: the two values of ``column`` to compare.
-        value: the column to compare.
-        on: the pairing column; only values present in both groups are kept.
-
-    Returns:
-        ``A - B`` indexed by ``on`` (sorted), for :func:`verdict`.
-
-    Raises:
-        ValueError: a group holds two rows with the same ``on`` value.
-
-    >>> df = pd.DataFrame({"method": ["x", "x", "y"], "seed": [0, 1, 0],
-    ...                    "test_metric": [3.0, 4.0, 1.0]})
-    >>> paired_diffs(df, "method", "x", "y").tolist()
-    [2.0]
-    """
-    sides = []
-    for name in (a, b):
-        side = df.loc[df[column] == name, [on, value]]
-        if side[on].duplicated().any():
-            raise ValueError(f"{column}={name} has several rows per {on}: select one setting")
-        sides.append(side.set_index(on)[value])
-    both = sides[0].index.intersection(sides[1].index).sort_values()
-    out = sides[0].loc[both] - sides[1].loc[both]
-    return out.rename(f"{a} - {b}")
-
-
-def majority_baseline(data: str, profile: str, source: str | None = None) -> float:
-    """Test accuracy (percent) of always predicting the most frequent training class.
-
-    The floor every classifier of a chapter has to clear: on a small, skewed test split a
-    collapsed model scores exactly this.
-
-    Args:
-        data: data set name, e.g. ``"drugreview"``.
-        profile: profile name; its caps shape the splits as in a run.
-        source: the data override of the runs (``config.data_source``), if any.
-
-    Returns:
-        The accuracy in percent.
-    """
-    from isp_lib.data import load_data
-    from isp_lib.profiles import get_profile
-
-    raw = load_data(data, get_profile(profile), source=source)
-    values, counts = np.unique(np.asarray(raw.train.labels), return_counts=True)
-    return 100.0 * float(np.mean(np.asarray(raw.test.labels) == values[np.argmax(counts)]))
 
 
 def flop_profile(model: str, data: str, profile: str, batch_size: int | None = None,
