@@ -105,7 +105,24 @@ def load(configs: Sequence[str], profile: str, recompute: bool = False, device: 
     out = list(found.values())
     print(status_line(missing, len(out), cells, smoke, results_dir))
     print(f"Scale: {scale_note(out)}.")
+    if out:
+        print(f"Provenance: {provenance_line(out)}.")
     return out
+
+
+def provenance_line(records: Sequence[dict]) -> str:
+    """Which code made the records: commits (with counts), numerics version, torch.
+
+    >>> provenance_line([{"git_commit": "abc1234def", "numerics": 2, "torch_version": "2.6"}])
+    'commit abc1234 (1 record) · numerics 2 · torch 2.6'
+    """
+    prov = rec.provenance(list(records))
+    commits = prov.groupby("git_commit", dropna=False)["records"].sum()
+    parts = [", ".join(f"commit {str(c)[:7]}{'+dirty' if str(c).endswith('+dirty') else ''} "
+                       f"({n} record{'s' if n != 1 else ''})" for c, n in commits.items()),
+             "numerics " + ", ".join(str(v) for v in sorted(set(prov["numerics"].dropna()))),
+             "torch " + ", ".join(sorted(set(prov["torch_version"])))]
+    return " · ".join(parts)
 
 
 def status_line(missing: dict[str, int], recorded: int, cells: int, smoke: bool,
