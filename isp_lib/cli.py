@@ -16,8 +16,13 @@ examples:
   isp run --method isp --model bert-base --data qnli --sparsity 0.7 --profile paper \\
       --set denoisers=8 --set lookahead_steps=50
   isp sweep results/foundation_cpu.yaml --dry-run
+  isp export runs/oneshot_minilm_drugreview_0123456789ab --to exported/minilm-oneshot
   isp list
 """
+
+
+NO_WEIGHTS_HELP = ("keep only the mask and the record, not the final weights "
+                   "(model.safetensors); the config hash is the same either way")
 
 
 def _methods_help() -> str:
@@ -72,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint override: hub id, local folder (BERT) or file (CLIP)")
     r.add_argument("--data-source", default=None,
                    help="data override: a local folder with the data set's files")
+    r.add_argument("--no-weights", action="store_true", help=NO_WEIGHTS_HELP)
     sw = sub.add_parser(
         "sweep", help="run a grid of experiments from a YAML config and write its records",
         description="Run every cell of a sweep config (complete runs skipped, interrupted ones "
@@ -81,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     sw.add_argument("--dry-run", action="store_true",
                     help="list the cells and whether each is recorded; run nothing")
+    sw.add_argument("--no-weights", action="store_true", help=NO_WEIGHTS_HELP)
+    ex = sub.add_parser(
+        "export", help="write a complete run's pruned model as a folder plain libraries load",
+        description="Write the fine-tuned, pruned model of a complete run (its "
+                    "model.safetensors) into a new folder that transformers (BERT family), "
+                    "open_clip (CLIP) or safetensors (other models) load without isp_lib, with "
+                    "a README.md on how to load it and its sparsity per tensor.")
+    ex.add_argument("run_dir", type=Path, help="a complete run directory made with weights")
+    ex.add_argument("--to", type=Path, required=True,
+                    help="the export folder (created; an existing one must be empty)")
     sub.add_parser("list", help="list methods (with options), models, data sets and profiles")
     return parser
 
@@ -114,15 +130,16 @@ def _default(f) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _sweep(config: Path, device: str, dry_run: bool) -> None:
+def _sweep(config: Path, device: str, dry_run: bool, weights: bool) -> None:
     """Run a sweep and write its records, or (dry run) list its cells and their state."""
     from isp_lib.records import load_sweep, read_records, run_sweep
-    from isp_lib.runs import resolve_device
+    from isp_lib.runs import keeping_weights, resolve_device
 
     sweep = load_sweep(config)
     resolve_device(device)
     if not dry_run:
-        records = run_sweep(sweep, device=device, progress=True, write=True)
+        with keeping_weights(weights):
+            records = run_sweep(sweep, device=device, progress=True, write=True)
         print(json.dumps({"sweep": sweep.name, "cells": len(records),
                           "records": str(sweep.records)}))
         return
@@ -149,14 +166,19 @@ def main(argv: list[str] | None = None) -> int:
             _list()
             return 0
         if args.command == "sweep":
-            _sweep(args.config, args.device, args.dry_run)
+            _sweep(args.config, args.device, args.dry_run, not args.no_weights)
+            return 0
+        if args.command == "export":
+            from isp_lib.export import export_run
+
+            print(json.dumps(export_run(args.run_dir, args.to)))
             return 0
         from isp_lib.runs import make_config, run
 
         cfg = make_config(args.method, args.model, args.data, args.sparsity, args.profile,
                           args.seed, _parse_set(args.settings), args.model_source,
                           args.data_source, args.bf16)
-        result = run(cfg, args.out, device=args.device)
+        result = run(cfg, args.out, device=args.device, weights=not args.no_weights)
     except UserError as exc:
         print(f"isp: error: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,11 @@
 """One experiment = one frozen :class:`RunConfig` = one run directory named by its hash.
 
 A run directory holds ``config.json``, ``ckpt.pt`` while running, ``attempts.json`` (the wall
-clock of each attempt), ``.lock`` (held while a process runs it), and at the end ``mask.pt``
-and ``result.json`` (written last, atomically). A complete run is skipped only if its
-``result.json`` has the config's hash and its ``mask.pt`` is the one the result describes; an
+clock of each attempt), ``.lock`` (held while a process runs it), and at the end ``mask.pt``,
+``model.safetensors`` (the final weights, unless the run was made without them) and
+``result.json`` (written last, atomically). A complete run is skipped only if its
+``result.json`` has the config's hash, its ``mask.pt`` is the one the result describes and its
+``model.safetensors`` has the size the result records; an
 interrupted one resumes from its last checkpoint if the checkpoint carries the same hash;
 anything else in the way is reported as corrupt, in one line. Nothing is ever unpickled.
 
@@ -26,6 +28,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -35,11 +38,21 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
+from torch import nn
 
 from isp_lib.context import RunContext
 from isp_lib.data import dataset_names, load_data
 from isp_lib.errors import UserError
-from isp_lib.io import load_mask, mask_digest, read_torch, save_mask, write_json, write_torch
+from isp_lib.io import (
+    _atomic,
+    load_mask,
+    mask_digest,
+    read_torch,
+    save_mask,
+    write_json,
+    write_torch,
+)
 from isp_lib.methods import get_method
 from isp_lib.methods.base import option_names, parse_options
 from isp_lib.models import build_model, model_family
@@ -59,6 +72,12 @@ RESULT_FIELDS = (
 #: than of a profile): it enters the config hash, so older records and run directories are
 #: no longer reused. 2: random streams named by ``(seed, stream name)`` (isp_lib.seeds).
 NUMERICS = 2
+
+#: The final weights of a complete run, in its run directory (see :func:`save_weights`).
+WEIGHTS_FILE = "model.safetensors"
+#: Whether :func:`run` keeps the weights when its ``weights`` argument is None (see
+#: :func:`keeping_weights`).
+_KEEP_WEIGHTS: ContextVar[bool] = ContextVar("keep_weights", default=True)
 
 
 @dataclass(frozen=True)
@@ -277,7 +296,51 @@ def trusted_result(run_dir: Path, cfg: RunConfig) -> dict | None:
     if mask_digest(mask) != result["mask_digest"]:
         raise UserError(f"run directory {run_dir} is corrupt (mask.pt is not the mask that "
                         "result.json describes): delete it and rerun")
+    if result.get("model_file"):
+        weights = Path(run_dir) / str(result["model_file"])
+        size = weights.stat().st_size if weights.is_file() else None
+        if size != result.get("model_bytes"):
+            raise UserError(f"run directory {run_dir} is corrupt ({weights.name} is "
+                            f"{'missing' if size is None else 'not the file result.json records'}"
+                            "): delete it and rerun")
     return result
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_weights(model: nn.Module, path: Path, config_hash: str) -> dict[str, Any]:
+    """Write a model's state dict (parameters and buffers, on the CPU) as safetensors, atomically.
+
+    Args:
+        model: the final model; pruned entries are already exactly zero.
+        path: the file (``<run dir>/model.safetensors``).
+        config_hash: stored in the file's metadata.
+
+    Returns:
+        The record's ``model_file``, ``model_bytes`` and ``model_sha256``.
+    """
+    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+    _atomic(path, lambda tmp: save_file(state, tmp, metadata={"config_hash": config_hash}))
+    return {"model_file": path.name, "model_bytes": path.stat().st_size,
+            "model_sha256": file_sha256(path)}
+
+
+@contextmanager
+def keeping_weights(keep: bool) -> Iterator[None]:
+    """Within the block, :func:`run` calls without a ``weights`` argument keep the final
+    weights (``keep``) or not; ``isp sweep --no-weights`` runs its cells in one."""
+    token = _KEEP_WEIGHTS.set(keep)
+    try:
+        yield
+    finally:
+        _KEEP_WEIGHTS.reset(token)
 
 
 def check_out(out: Path) -> list[Path]:
@@ -423,13 +486,17 @@ def _leftovers(run_dir: Path) -> list[str]:
     return sorted(p.name for p in run_dir.iterdir() if p.name not in (".lock",))
 
 
-def run(cfg: RunConfig, out: Path, device: str = "auto") -> dict:
+def run(cfg: RunConfig, out: Path, device: str = "auto", weights: bool | None = None) -> dict:
     """Run (or skip, or resume) the experiment ``cfg`` under ``out``.
 
     Args:
         cfg: the experiment.
         out: parent folder of run directories.
         device: ``auto``, ``cpu`` or ``cuda``.
+        weights: keep the final weights as ``model.safetensors`` (False: mask and record
+            only). Not part of the computation, so not of the config hash: a complete run is
+            skipped whichever way it was made. None: True, unless inside
+            :func:`keeping_weights`.
 
     Returns:
         The result record (also in ``<run dir>/result.json``), with ``"skipped": True`` added
@@ -446,9 +513,10 @@ def run(cfg: RunConfig, out: Path, device: str = "auto") -> dict:
     run_dir = Path(out) / cfg.dir_name()
     created = [run_dir.absolute()] if not run_dir.exists() else []
     created += check_out(out)
+    keep = _KEEP_WEIGHTS.get() if weights is None else weights
     try:
         with run_lock(run_dir):
-            return _run_locked(cfg, res, dev, run_dir)
+            return _run_locked(cfg, res, dev, run_dir, keep)
     except BaseException:
         if created and not (run_dir / "config.json").exists():  # leave nothing half-written
             (run_dir / ".lock").unlink(missing_ok=True)
@@ -458,7 +526,8 @@ def run(cfg: RunConfig, out: Path, device: str = "auto") -> dict:
         raise
 
 
-def _run_locked(cfg: RunConfig, res: Resolved, dev: torch.device, run_dir: Path) -> dict:
+def _run_locked(cfg: RunConfig, res: Resolved, dev: torch.device, run_dir: Path,
+                weights: bool) -> dict:
     done = trusted_result(run_dir, cfg)
     if done is not None:
         return {**done, "skipped": True}
@@ -533,6 +602,8 @@ def _run_locked(cfg: RunConfig, res: Resolved, dev: torch.device, run_dir: Path)
         **test_predictions(outputs, labels, data.num_labels),
     }
     save_mask(ctx.mask, run_dir / "mask.pt")
+    if weights:
+        result.update(save_weights(model, run_dir / WEIGHTS_FILE, cfg.config_hash()))
     write_json(run_dir / "result.json", result)
     ckpt_path.unlink(missing_ok=True)
     shutil.rmtree(ctx.artifact_dir, ignore_errors=True)

@@ -12,7 +12,8 @@ from isp_lib.models.base import ModelBundle
 from isp_lib.models.registry import MODELS, ModelSpec
 from isp_lib.profiles import Profile
 
-__all__ = ["MODELS", "ModelBundle", "ModelSpec", "build_model", "model_family", "model_names"]
+__all__ = ["MODELS", "ModelBundle", "ModelSpec", "build_model", "model_family", "model_names",
+           "model_spec"]
 
 
 def model_names() -> list[str]:
@@ -36,6 +37,11 @@ def _spec(name: str) -> ModelSpec:
             f"unknown model '{name}': use one of {', '.join(MODELS)}, clip:ARCH or bert:SOURCE"
         )
     return spec
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` of a registry name (or ``clip:ARCH`` / ``bert:SOURCE``)."""
+    return _spec(name)
 
 
 def model_family(name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,9 +26,11 @@ class ModelBundle:
         make_dataset: turns a raw :class:`~isp_lib.data.base.Split` into a torch ``Dataset``
             whose items are dicts of tensors including ``"labels"``.
         collate: stacks/pads a list of such items into a :data:`Batch`.
+        tokenizer: the text tokenizer (BERT family; None for image models), for export.
     """
 
     model: nn.Module
     family: str
     make_dataset: Callable[[Split], Dataset]
     collate: Callable[[list[dict[str, torch.Tensor]]], Batch]
+    tokenizer: Any = None

@@ -308,6 +308,6 @@ def build_bert(
 
     return ModelBundle(
         model=model, family="bert", make_dataset=make_dataset,
-        collate=PadCollate(int(tokenizer.pad_token_id or 0)),
+        collate=PadCollate(int(tokenizer.pad_token_id or 0)), tokenizer=tokenizer,
     )
 

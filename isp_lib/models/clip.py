@@ -213,6 +213,45 @@ def _tiny_clip() -> open_clip.CLIP:
     )
 
 
+def open_clip_config(
+    spec: ModelSpec, profile: Profile, source: str | None, pretrained: bool = True
+) -> dict[str, Any]:
+    """The open_clip configuration of the model that :func:`build_clip` makes, for export.
+
+    Args:
+        spec, profile, source, pretrained: as for :func:`build_clip`.
+
+    Returns:
+        ``{"model_cfg", "preprocess_cfg"}`` in the layout of open_clip's
+        ``open_clip_config.json``: ``open_clip.CLIP(**model_cfg)`` builds the architecture
+        (QuickGELU as the weights were loaded), and ``preprocess_cfg`` gives the size, mean,
+        std, interpolation and resize mode of :func:`eval_transform`.
+    """
+    import open_clip
+
+    arch = str(spec.arch)
+    if profile.tiny:
+        model_cfg: dict[str, Any] = {"embed_dim": _TINY_EMBED_DIM, "vision_cfg": dict(_TINY_VISION),
+                                     "text_cfg": dict(_TINY_TEXT)}
+        pretrained_cfg: dict[str, Any] = {}
+    else:
+        model_cfg = open_clip.get_model_config(arch)
+        source = source or spec.default_source
+        is_file = Path(source).expanduser().is_file()
+        pretrained_cfg = {} if not pretrained or is_file else \
+            open_clip.get_pretrained_cfg(arch, source)
+        model_cfg["quick_gelu"] = bool(pretrained and (
+            spec.quick_gelu if is_file else pretrained_cfg.get("quick_gelu", False)))
+    preprocess_cfg = {
+        "size": model_cfg["vision_cfg"]["image_size"], "mean": list(open_clip.OPENAI_DATASET_MEAN),
+        "std": list(open_clip.OPENAI_DATASET_STD), "interpolation": "bicubic",
+        "resize_mode": "shortest",
+    }
+    preprocess_cfg.update({k: list(v) if isinstance(v, tuple) else v
+                           for k, v in pretrained_cfg.items() if k in preprocess_cfg})
+    return {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
+
+
 def _load_clip(spec: ModelSpec, source: str) -> nn.Module:
     """Load ``spec.arch`` with pretrained weights from a tag or a local checkpoint file."""
     import open_clip

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -144,6 +144,23 @@ def _backbone(spec: ModelSpec, profile: Profile, source: str, pretrained: bool) 
                                 "shapes): pass a state dict of the same architecture") from None
     net._fc = nn.Identity()  # the ImageNet head; EffNetClassifier adds its own
     return net
+
+
+def effnet_config(spec: ModelSpec, profile: Profile) -> dict[str, Any]:
+    """How to rebuild the backbone that :func:`build_effnet` makes, for export.
+
+    Args:
+        spec: the registry entry (family ``cnn``).
+        profile: ``tiny`` selects the smoke variant.
+
+    Returns:
+        ``{"arch", "from_name"}`` (keyword arguments of ``EfficientNet.from_name``) and
+        ``{"resolution", "mean", "std"}`` of the input transform (mean and std on 0-255 pixels).
+    """
+    size = _TINY_RESOLUTION if profile.tiny else RESOLUTION
+    extra = dict(_TINY) if profile.tiny else {}
+    return {"arch": str(spec.arch), "from_name": {"image_size": size, **extra},
+            "resolution": size, "mean": _MEAN, "std": _STD}
 
 
 def build_effnet(
