@@ -133,13 +133,12 @@ def _default(f) -> str:
 def _sweep(config: Path, device: str, dry_run: bool, weights: bool) -> None:
     """Run a sweep and write its records, or (dry run) list its cells and their state."""
     from isp_lib.records import load_sweep, read_records, run_sweep
-    from isp_lib.runs import keeping_weights, resolve_device
+    from isp_lib.runs import resolve_device
 
     sweep = load_sweep(config)
     resolve_device(device)
     if not dry_run:
-        with keeping_weights(weights):
-            records = run_sweep(sweep, device=device, progress=True, write=True)
+        records = run_sweep(sweep, device=device, progress=True, write=True, weights=weights)
         print(json.dumps({"sweep": sweep.name, "cells": len(records),
                           "records": str(sweep.records)}))
         return

@@ -157,7 +157,7 @@ def merge_records(sweep: Sweep, fresh: Mapping[str, dict], old: list[dict]) -> l
 
 
 def run_sweep(sweep: Sweep, device: str = "auto", progress: bool = False,
-              write: bool = False) -> list[dict]:
+              write: bool = False, weights: bool = True) -> list[dict]:
     """Run every cell of ``sweep``: complete runs are skipped, interrupted ones resumed.
 
     Args:
@@ -166,6 +166,7 @@ def run_sweep(sweep: Sweep, device: str = "auto", progress: bool = False,
         progress: show progress over the cells (a bar on a terminal, a line per cell in a log).
         write: rewrite ``sweep.records`` atomically after each cell (see :func:`merge_records`),
             so a sweep killed midway keeps every record it finished.
+        weights: keep each run's final weights (``isp sweep --no-weights``: False).
 
     Returns:
         One result record per cell, in cell order, exactly as the run wrote it.
@@ -177,7 +178,7 @@ def run_sweep(sweep: Sweep, device: str = "auto", progress: bool = False,
     bar = tqdm(sweep.cells, desc=sweep.name, unit="run", disable=not progress or None,
                file=sys.stderr)
     for n, cfg in enumerate(bar, 1):
-        result = run(cfg, sweep.out, device=device)
+        result = run(cfg, sweep.out, device=device, weights=weights)
         skipped = result.pop("skipped", False)
         records[cfg.config_hash()] = result
         if write:

@@ -28,7 +28,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -75,9 +74,6 @@ NUMERICS = 2
 
 #: The final weights of a complete run, in its run directory (see :func:`save_weights`).
 WEIGHTS_FILE = "model.safetensors"
-#: Whether :func:`run` keeps the weights when its ``weights`` argument is None (see
-#: :func:`keeping_weights`).
-_KEEP_WEIGHTS: ContextVar[bool] = ContextVar("keep_weights", default=True)
 
 
 @dataclass(frozen=True)
@@ -332,17 +328,6 @@ def save_weights(model: nn.Module, path: Path, config_hash: str) -> dict[str, An
             "model_sha256": file_sha256(path)}
 
 
-@contextmanager
-def keeping_weights(keep: bool) -> Iterator[None]:
-    """Within the block, :func:`run` calls without a ``weights`` argument keep the final
-    weights (``keep``) or not; ``isp sweep --no-weights`` runs its cells in one."""
-    token = _KEEP_WEIGHTS.set(keep)
-    try:
-        yield
-    finally:
-        _KEEP_WEIGHTS.reset(token)
-
-
 def check_out(out: Path) -> list[Path]:
     """Check that run directories can be created under ``out``, creating nothing.
 
@@ -486,7 +471,7 @@ def _leftovers(run_dir: Path) -> list[str]:
     return sorted(p.name for p in run_dir.iterdir() if p.name not in (".lock",))
 
 
-def run(cfg: RunConfig, out: Path, device: str = "auto", weights: bool | None = None) -> dict:
+def run(cfg: RunConfig, out: Path, device: str = "auto", weights: bool = True) -> dict:
     """Run (or skip, or resume) the experiment ``cfg`` under ``out``.
 
     Args:
@@ -495,8 +480,7 @@ def run(cfg: RunConfig, out: Path, device: str = "auto", weights: bool | None = 
         device: ``auto``, ``cpu`` or ``cuda``.
         weights: keep the final weights as ``model.safetensors`` (False: mask and record
             only). Not part of the computation, so not of the config hash: a complete run is
-            skipped whichever way it was made. None: True, unless inside
-            :func:`keeping_weights`.
+            skipped whichever way it was made.
 
     Returns:
         The result record (also in ``<run dir>/result.json``), with ``"skipped": True`` added
@@ -513,10 +497,9 @@ def run(cfg: RunConfig, out: Path, device: str = "auto", weights: bool | None = 
     run_dir = Path(out) / cfg.dir_name()
     created = [run_dir.absolute()] if not run_dir.exists() else []
     created += check_out(out)
-    keep = _KEEP_WEIGHTS.get() if weights is None else weights
     try:
         with run_lock(run_dir):
-            return _run_locked(cfg, res, dev, run_dir, keep)
+            return _run_locked(cfg, res, dev, run_dir, weights)
     except BaseException:
         if created and not (run_dir / "config.json").exists():  # leave nothing half-written
             (run_dir / ".lock").unlink(missing_ok=True)

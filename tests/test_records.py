@@ -88,9 +88,9 @@ def test_load_or_run_returns_committed_records_without_running(swept, monkeypatc
 def test_load_or_run_recompute_runs_every_cell(swept, monkeypatch):
     calls = []
 
-    def counting(cfg, out, device="auto"):
+    def counting(cfg, out, device="auto", **kwargs):
         calls.append(cfg.config_hash())
-        return runs.run(cfg, out, device=device)
+        return runs.run(cfg, out, device=device, **kwargs)
 
     monkeypatch.setattr(records, "run", counting)
     got = load_or_run(swept, recompute=True, device="cpu")
@@ -106,9 +106,9 @@ def test_load_or_run_runs_only_the_missing_cell(swept, tmp_path, monkeypatch):
     path.with_suffix(".jsonl").write_text(json.dumps(kept) + "\n")
     calls = []
 
-    def counting(cfg, out, device="auto"):
+    def counting(cfg, out, device="auto", **kwargs):
         calls.append(cfg.config_hash())
-        return runs.run(cfg, out, device=device)
+        return runs.run(cfg, out, device=device, **kwargs)
 
     monkeypatch.setattr(records, "run", counting)
     got = load_or_run(path, device="cpu")

@@ -282,11 +282,11 @@ def test_sweep_keeps_finished_records_when_killed_and_refuses_unwritable_records
     real = records.run
     done = []
 
-    def dying(c, out, device="auto"):
+    def dying(c, out, device="auto", **kwargs):
         if done:
             raise Killed
         done.append(c)
-        return real(c, out, device=device)
+        return real(c, out, device=device, **kwargs)
 
     monkeypatch.setattr(records, "run", dying)
     with pytest.raises(Killed):
@@ -315,7 +315,7 @@ def test_load_or_run_reruns_a_record_of_another_resolved_config(tmp_path, monkey
     path.with_suffix(".jsonl").write_text(json.dumps(forged) + "\n")
     calls = []
 
-    def fake_run(c, out, device="auto"):
+    def fake_run(c, out, device="auto", **kwargs):
         calls.append(c)
         return {"config_hash": c.config_hash()}
 
@@ -376,3 +376,16 @@ def test_load_or_run_can_skip_what_is_not_recorded(tmp_path, monkeypatch):
     assert got == [kept]
     assert records.missing_cells(path, got) == [second]
     assert records.load_sweep(path, seeds=[1]).cells == (second,)
+
+
+def test_sweep_without_weights_keeps_mask_and_record_only(tmp_path):
+    import yaml
+
+    cfg = {"name": "tiny", "profile": "smoke", "model": "minilm", "data": "drugreview",
+           "seeds": [0], "methods": ["oneshot"], "sparsities": [0.5],
+           "settings": {"epochs": 1}, "out": str(tmp_path / "runs")}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["sweep", str(path), "--device", "cpu", "--no-weights"]) == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert (run_dir / "mask.pt").exists() and not (run_dir / "model.safetensors").exists()
