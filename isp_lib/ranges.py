@@ -89,6 +89,19 @@ def ranged(spec: str, default: Any = dataclasses.MISSING, *, example: Any = None
         "range": Range.parse(spec), "example": default if example is None else example})
 
 
+def one_of(choices: tuple[str, ...], default: str) -> Any:
+    """A dataclass field (a ``str``) that takes one of ``choices``.
+
+    Args:
+        choices: the allowed values.
+        default: the field's default (one of them).
+
+    Returns:
+        A :func:`dataclasses.field` carrying the choices in its metadata.
+    """
+    return dataclasses.field(default=default, metadata={"choices": tuple(choices)})
+
+
 def field_type(f: dataclasses.Field) -> Any:
     """A field's annotation as a type (resolving a postponed string annotation).
 
@@ -113,6 +126,8 @@ def describe(f: dataclasses.Field) -> str:
     Returns:
         Its type and, where declared, its range.
     """
+    if "choices" in f.metadata:
+        return f"one of {', '.join(f.metadata['choices'])}"
     typ = field_type(f)
     rng = f.metadata.get("range", Range())
     if typing.get_origin(typ) is tuple:
@@ -165,6 +180,10 @@ def check_fields(obj: Any, what: str) -> None:
         what: ``"hyperparameter"`` or ``"option"`` (for the message).
     """
     for f in dataclasses.fields(obj):
+        choices = f.metadata.get("choices")
+        if choices is not None and getattr(obj, f.name) not in choices:
+            raise UserError(f"{what} {f.name}={getattr(obj, f.name)!r} is not valid: use one of "
+                            f"{', '.join(choices)}, e.g. --set {f.name}={choices[0]}")
         if "range" not in f.metadata:
             continue
         typ, value = field_type(f), getattr(obj, f.name)
@@ -215,6 +234,8 @@ def _in_range(value: object, typ: Any, rng: Range) -> bool:
 
 def _fix(f: dataclasses.Field) -> str:
     """What to pass instead: e.g. ``a number in (0, 1], e.g. --set mask_budget_frac=0.6``."""
+    if "choices" in f.metadata:
+        return f"one of {', '.join(f.metadata['choices'])}"
     typ = field_type(f)
     rng = f.metadata.get("range", Range())
     if typ is bool:

@@ -99,6 +99,9 @@ def test_every_numeric_setting_declares_a_range(owner: str, f: dataclasses.Field
     if typ is bool:
         assert "range" not in f.metadata and describe(f) == "bool"
         return
+    if typ is str:  # a choice among names declares them
+        assert f.default in f.metadata["choices"] and describe(f).startswith("one of ")
+        return
     assert typ in (int, float) or typing.get_args(typ) == (float, ...), (owner, f.name, typ)
     assert isinstance(f.metadata.get("range"), Range), (owner, f.name)
     assert describe(f).split()[0] in ("int", "float", "one")

@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from isp_lib.context import RunContext
-from isp_lib.errors import UserError
 from isp_lib.masks import Mask, magnitude_prune_to
 from isp_lib.methods.base import Method
-from isp_lib.ranges import ranged
+from isp_lib.ranges import one_of, ranged
 from isp_lib.seeds import stream_rng
 from isp_lib.soups import best_interpolation
 
@@ -41,11 +40,7 @@ class IMSOptions:
     wds: tuple[float, ...] = ranged(">= 0", (0.0, 0.01, 0.1, 0.001))
     alphas: tuple[float, ...] = ranged("[0, 1]", (0.1, 0.2, 0.3, 0.4, 0.5))
     merge_pruned: bool = False
-    select_by: str = "loss"
-
-
-#: What :attr:`IMSOptions.select_by` takes.
-SELECT_BY = ("loss", "metric")
+    select_by: str = one_of(("loss", "metric"), "loss")
 
 
 @dataclass
@@ -78,11 +73,6 @@ class IMS(Method):
     summary = "Instant Model Soup (Alg. 3): merge cheap sparse trainings, then fine-tune densely"
     Options = IMSOptions
     prunes = False
-
-    def check(self, sparsity: float, opts: IMSOptions) -> None:
-        if opts.select_by not in SELECT_BY:
-            raise UserError(f"option select_by={opts.select_by!r} is not valid: use "
-                            f"{' or '.join(SELECT_BY)}, e.g. --set select_by=loss")
 
     def denoise(self, ctx: RunContext, opts: IMSOptions) -> None:
         """Alg. 3 up to the fine-tune: leaves the denoised weights in ``ctx.model``."""
