@@ -142,8 +142,10 @@ def check_records_writable(path: Path) -> None:
     folder = path.parent
     while not folder.exists():
         folder = folder.parent
+    if path.exists() and not path.is_file():
+        raise UserError(f"cannot write the records file {path}: it is a folder; move it away")
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK) or \
-            (path.exists() and (not path.is_file() or not os.access(path, os.W_OK))):
+            (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(f"cannot write the records file {path}: make {folder} writable, or "
                         "copy the config to a folder you can write to")
 
