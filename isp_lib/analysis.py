@@ -561,3 +561,37 @@ def plot_metric(records: Sequence[dict], x: str, ax: Axes, hue: str = "label",
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return ax
+
+
+def spared_per_round(records: Sequence[dict]) -> pd.DataFrame:
+    """Points of sparsity the look-ahead union spared per ISP round (rows) and arm (columns),
+    averaged over seeds; empty without ISP records."""
+    rounds = isp_rounds(records)
+    if not len(rounds):
+        return rounds
+    return rounds.pivot_table(index="round", columns="label", values="spared (points)")
+
+
+def plot_setting(records: Sequence[dict], paper: pd.DataFrame, setting: str, paper_x: str,
+                 log: bool = False) -> None:
+    """Three panels for an ISP setting (Tables 5 and 7): the paper's accuracy per value, ours
+    per value (runs and mean), and our training cost in units of T per value.
+
+    Args:
+        records: the ISP runs across the setting's values.
+        paper: the paper's rows (``paper_numbers``) for the setting.
+        setting: the hyperparameter varied (e.g. ``denoisers``, ``lookahead_steps``).
+        paper_x: its column in ``paper`` (e.g. ``N``, ``C``).
+        log: log-scale the x axes.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
+    plot_paper(paper.assign(method="paper", setting=""), paper_x, axes[0], "paper")
+    plot_metric(records, setting, axes[1], hue="method", title="ours")
+    cost = summary(records, by=[setting])["cost (T)"]
+    axes[2].plot(cost.index, cost.to_numpy(), marker="o", color="tab:orange")
+    axes[2].set(xlabel=setting, ylabel="training cost (T)", title="ours: cost")
+    for ax in axes if log else ():
+        ax.set_xscale("log")
+    plt.show()

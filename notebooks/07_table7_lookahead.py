@@ -66,7 +66,6 @@ if "google.colab" in sys.modules:  # the kit, with the cpu profile's offline mod
                    shell=True, check=True)
 
 # %%
-import matplotlib.pyplot as plt
 
 from isp_lib import analysis
 from isp_lib.paper import paper_numbers
@@ -104,9 +103,7 @@ analysis.show(analysis.summary(recs, by=["label", "lookahead_steps"]))
 # can disagree more.
 
 # %%
-rounds = analysis.isp_rounds(recs)
-analysis.show(rounds.pivot_table(index="round", columns="label", values="spared (points)")
-              if len(rounds) else rounds)
+analysis.show(analysis.spared_per_round(recs))
 
 # %% [markdown]
 # ## Figure
@@ -114,15 +111,7 @@ analysis.show(rounds.pivot_table(index="round", columns="label", values="spared 
 # mean), on its own axis. Right: what each C cost us, in units of T. Counts on a log scale.
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
-analysis.plot_paper(paper.assign(method="paper", setting=""), "C", axes[0], "paper")
-analysis.plot_metric(recs, "lookahead_steps", axes[1], hue="method", title="ours")
-cost = analysis.summary(recs, by=["lookahead_steps"])["cost (T)"]
-axes[2].plot(cost.index, cost.to_numpy(), marker="o", color="tab:orange")
-axes[2].set(xlabel="lookahead_steps", ylabel="training cost (T)", title="ours: cost")
-for ax in axes:
-    ax.set_xscale("log")
-plt.show()
+analysis.plot_setting(recs, paper, "lookahead_steps", "C", log=True)
 
 # %% [markdown]
 # ## Verdict

@@ -103,6 +103,8 @@ def test_traces_are_read_from_the_records():
     rounds = analysis.isp_rounds(everything)
     assert rounds.loc[0, "look-aheads"] == 2
     assert rounds.loc[0, "spared (points)"] == pytest.approx(5.0)
+    assert analysis.spared_per_round(everything).loc[1].iloc[0] == pytest.approx(5.0)
+    assert analysis.spared_per_round([]).empty
     assert analysis.imp_rounds(everything).loc[0, "cos_pruned"] == pytest.approx(90.0)
     assert analysis.ims_weak(everything).loc[0, "alpha"] == 0.4
     ing = analysis.soup_ingredients(everything)
