@@ -233,7 +233,7 @@ def _in_range(value: object, typ: Any, rng: Range) -> bool:
 
 
 def _fix(f: dataclasses.Field) -> str:
-    """What to pass instead: e.g. ``a number in (0, 1], e.g. --set mask_budget_frac=0.6``."""
+    """What to pass instead: e.g. ``a number in (0, 1], e.g. --set mask_budget_frac=0.1``."""
     if "choices" in f.metadata:
         return f"one of {', '.join(f.metadata['choices'])}"
     typ = field_type(f)

@@ -343,8 +343,9 @@ def _parse(raw: dict[str, Any], folder: Path) -> Sweep:
                 cells.setdefault(cfg.config_hash(), cfg)
         except UserError as exc:
             raise UserError(f"{label}{exc}") from None
-    order = sorted(cells.values(), key=lambda c: (c.method, c.model, c.data, c.sparsity,
-                                                  c.overrides, c.seed, c.config_hash()))
+    # seed-major: a sweep stopped part-way holds its first seeds of every cell, ready to pair
+    order = sorted(cells.values(), key=lambda c: (c.seed, c.method, c.model, c.data, c.sparsity,
+                                                  c.overrides, c.config_hash()))
     return Sweep(name=name, cells=tuple(order), out=Path(out), records=folder / f"{name}.jsonl")
 
 

@@ -153,7 +153,7 @@ def test_default_options_pass(name: str) -> None:
 
 def test_option_messages_and_casts() -> None:
     with pytest.raises(UserError, match=r"^option mask_budget_frac=2.0 is out of range: use a "
-                       r"number in \(0, 1\], e.g. --set mask_budget_frac=0.6$"):
+                       r"number in \(0, 1\], e.g. --set mask_budget_frac=0.1$"):
         get_method("isp").validate(0.5, ISPOptions(mask_budget_frac=2))
     with pytest.raises(UserError, match="ingredients='2.5' is not a whole number"):
         parse_options(METHODS["greedy-soup"].Options, {"ingredients": "2.5"})

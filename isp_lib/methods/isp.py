@@ -22,18 +22,26 @@ class ISPOptions:
     lookahead_lr_mults: look-ahead n uses ``hp.lr * lookahead_lr_mults[n % len]``.
     lookahead_wds: look-ahead n uses weight decay ``lookahead_wds[n % len]``.
     mask_budget_frac: share M/T of the budget the mask-generation rounds may use; the round
-        after which the next one would not fit prunes straight to the target.
+        after which the next one would not fit prunes straight to the target. The kit's
+        default 0.1 leaves 90% of T to fine-tune the subnetwork; the paper's is 0.6.
     fit_rate: raise a round's rate above ``hp.rate`` where needed for the rounds that fit in
         the mask budget to reach the target at a constant rate, so that a short budget does
-        not end in one large jump to the target (a kit option; the paper's fixed s is False).
+        not end in one large jump to the target. A kit option (default True); the paper's
+        fixed s is False.
+
+    The kit's defaults (``fit_rate=True``, ``mask_budget_frac=0.1``) were chosen on
+    validation accuracy by ``results/isp_defaults_cnn.yaml``: the paper's schedule ends in a
+    jump to 90% sparsity with 40% of T left and reaches 62.75% validation accuracy on the
+    stand-in where one-shot reaches 83.0%. The paper's schedule is
+    ``--set fit_rate=false --set mask_budget_frac=0.6``.
     """
 
     lookahead_data_frac: float = ranged("(0, 1]", 0.1)
     vary_protocol: bool = True
     lookahead_lr_mults: tuple[float, ...] = ranged("> 0", (1.0, 2.0, 0.5, 1.5, 0.75))
     lookahead_wds: tuple[float, ...] = ranged(">= 0", (0.0, 0.01, 0.1, 0.001, 0.05))
-    mask_budget_frac: float = ranged("(0, 1]", 0.6)
-    fit_rate: bool = False
+    mask_budget_frac: float = ranged("(0, 1]", 0.1)
+    fit_rate: bool = True
 
 
 @dataclass
