@@ -143,10 +143,10 @@ PROFILES: dict[str, Profile] = {
         max_len=96,
         hparams={
             # lr chosen on validation by results/minilm_lr_search.yaml (dense, one-shot 70% and
-            # 90%, seed 0): at 1e-3 dense stays at the majority class; 1e-4 and 3e-4 tie on the
-            # mean of the three cells (68.7 and 68.3; a 180-example split's standard error is
-            # 3.3 points). 3e-4 breaks the tie: at 1e-4 the random head barely moves in 135
-            # steps and one-shot 70% sits at the majority class for 3 of its 5 evaluations.
+            # 90%, seed 0): each lr leaves one of the three cells at the majority class; 1e-4
+            # and 3e-4 tie on the mean (68.7, 68.3; 1e-3: 67.2; a 180-example split's standard
+            # error is 3.3 points). 3e-4 breaks the tie: at 1e-4 the random head barely moves
+            # in 135 steps and one-shot 70% sits at the majority class for 3 of 5 evaluations.
             "bert": Hparams(lr=3e-4, weight_decay=0.0, epochs=5, batch_size=16, rate=0.2,
                             lookahead_steps=6, denoisers=4, seed_frac=0.1),
             "clip": Hparams(lr=1e-5, weight_decay=0.1, epochs=2, batch_size=32, rate=0.15,
