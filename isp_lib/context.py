@@ -268,7 +268,7 @@ class RunContext:
         """Train until ``trainer.step_count == end_step``, checkpointing once per epoch."""
         while trainer.step_count < end_step:
             n = min(self.steps_per_epoch, end_step - trainer.step_count)
-            trainer.train(n, phase, desc=f"{desc} {trainer.step_count}/{end_step}")
+            trainer.train(n, phase, desc=desc, end=end_step)
             self.save(trainer)
 
     def finetune(self, trainer: Trainer, end_step: int, phase: str = "finetune") -> float:
@@ -287,7 +287,7 @@ class RunContext:
         while trainer.step_count < end_step or not sel.evals:
             n = min(every, end_step - trainer.step_count)
             if n > 0:
-                trainer.train(n, phase, desc=f"{phase} {trainer.step_count}/{end_step}")
+                trainer.train(n, phase, end=end_step)
             val = self.evaluate_val()
             sel.evals.append([trainer.step_count, val])
             if sel.best_val is None or val > sel.best_val:

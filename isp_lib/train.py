@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from isp_lib.masks import Mask
+from isp_lib.progress import PROGRESS
 
 Collate = Callable[[list[dict[str, torch.Tensor]]], dict[str, torch.Tensor]]
 
@@ -223,20 +223,26 @@ class Trainer:
         """The learning rate the next step will use."""
         return self.optimizer.param_groups[0]["lr"]
 
-    def train(self, steps: int, phase: str, desc: str | None = None) -> float:
+    def train(self, steps: int, phase: str, desc: str | None = None,
+              end: int | None = None) -> float:
         """Run ``steps`` optimizer steps and count them in the ledger under ``phase``.
+
+        Progress (a bar on a terminal, a line every 30 s in a log) is reported by
+        :data:`isp_lib.progress.PROGRESS`.
 
         Args:
             steps: number of optimizer steps.
             phase: ledger phase name (e.g. ``"train"``, ``"lookahead"``).
-            desc: progress-bar label.
+            desc: progress label (default ``phase``).
+            end: the step count these steps work towards, for the progress report only
+                (default: this call's last step).
 
         Returns:
             Mean training loss over these steps (nan if ``steps`` is 0).
         """
         self.model.train()
         total = 0.0
-        for _ in tqdm(range(steps), desc=desc or phase, leave=False, disable=None):
+        for _ in PROGRESS.steps(steps, desc or phase, start=self.step_count, total=end):
             total += self._step()
         self.ledger.add(phase, steps, steps * self.batch_size)
         return total / steps if steps else math.nan

@@ -4,7 +4,12 @@ One executor: papermill runs each committed ``notebooks/*.ipynb`` (no outputs in
 chosen profile into a staging copy of the book under ``_build/src``; Jupyter Book's own
 execution is off. A cell error or timeout fails the build and names the notebook and cell.
 
+Each chapter's start and end (with its wall time) are printed as they happen. A cell has no
+time limit at the ``cpu`` and ``paper`` profiles (a chapter may train for hours) and
+:data:`SMOKE_TIMEOUT_S` at ``smoke``; ``--timeout`` overrides both.
+
 Usage: python scripts/build_book.py [--profile cpu|smoke|paper] [--timeout SECONDS]
+                                    [--cwd-outside]
 """
 
 from __future__ import annotations
@@ -14,14 +19,19 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import papermill
 from toc import toc_files
 
+from isp_lib.progress import duration
+
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = ROOT / "_build" / "src"
+#: Seconds a cell may run at the smoke profile (tiny models: a chapter takes minutes).
+SMOKE_TIMEOUT_S = 1800
 #: tqdm.auto (imported by transformers) warns once in a kernel without ipywidgets, then falls
 #: back to text bars; the book needs no widgets, so its kernels ignore that one warning.
 KERNEL_WARNINGS = "ignore:IProgress not found:Warning:tqdm.auto"
@@ -48,38 +58,82 @@ def stage() -> None:
     shutil.copytree(ROOT / "book", STAGE / "book")
 
 
-def execute(chapter: str, profile: str, timeout: int) -> float:
-    """Run one chapter with papermill into the staging folder; return its wall time."""
+def cell_timeout(profile: str, override: int | None = None) -> int | None:
+    """Seconds a cell may run before the build fails.
+
+    Args:
+        profile: ``smoke``, ``cpu`` or ``paper``.
+        override: ``--timeout``: seconds, or 0 for no limit; None: the profile's default.
+
+    Returns:
+        The limit, or None for none (``cpu`` and ``paper`` train for as long as they need;
+        ``smoke`` gets :data:`SMOKE_TIMEOUT_S`).
+    """
+    if override is not None:
+        return override or None
+    return SMOKE_TIMEOUT_S if profile == "smoke" else None
+
+
+def execute(chapter: str, profile: str, timeout: int | None, cwd: Path) -> float:
+    """Run one chapter with papermill into the staging folder.
+
+    Args:
+        chapter: notebook path without suffix, relative to the repository.
+        profile: the ``PROFILE`` parameter.
+        timeout: seconds per cell, None for no limit.
+        cwd: the kernel's working directory.
+
+    Returns:
+        The chapter's wall time in seconds.
+    """
     src = ROOT / f"{chapter}.ipynb"
     dst = STAGE / f"{chapter}.ipynb"
     dst.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
-            str(src), str(dst), parameters={"PROFILE": profile}, cwd=str(ROOT),
+            str(src), str(dst), parameters={"PROFILE": profile}, cwd=str(cwd),
             kernel_name="python3", execution_timeout=timeout, progress_bar=False,
         )
     except papermill.PapermillExecutionError as exc:
-        sys.exit(f"build_book: {chapter}.ipynb failed in cell {exc.exec_count}: "
-                 f"{exc.ename}: {exc.evalue}")
+        sys.exit(f"build_book: {chapter}.ipynb failed in cell {exc.exec_count} after "
+                 f"{duration(time.perf_counter() - start)}: {exc.ename}: {exc.evalue}")
     return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
-    parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--timeout", type=int, default=None,
+                        help=f"seconds per cell, 0 for no limit (default: none at cpu and "
+                             f"paper, {SMOKE_TIMEOUT_S} at smoke)")
+    parser.add_argument("--cwd-outside", action="store_true",
+                        help="run each chapter in a fresh temporary folder outside the "
+                             "repository instead of the repository root")
     args = parser.parse_args()
+    if args.timeout is not None and args.timeout < 0:
+        parser.error(f"--timeout {args.timeout}: pass seconds, or 0 for no limit")
+    timeout = cell_timeout(args.profile, args.timeout)
+    limit = "no cell timeout" if timeout is None else f"cell timeout {timeout} s"
     kernel_warnings()
     stage()
-    for chapter in chapters():
-        secs = execute(chapter, args.profile, args.timeout)
-        print(f"executed {chapter} ({args.profile}) in {secs:.0f} s", flush=True)
+    todo = chapters()
+    began = time.perf_counter()
+    for n, chapter in enumerate(todo, 1):
+        print(f"[{n}/{len(todo)}] {chapter} ({args.profile}, {limit}): started", flush=True)
+        if args.cwd_outside:
+            with tempfile.TemporaryDirectory(prefix="isp-book-") as cwd:
+                secs = execute(chapter, args.profile, timeout, Path(cwd))
+        else:
+            secs = execute(chapter, args.profile, timeout, ROOT)
+        print(f"[{n}/{len(todo)}] {chapter}: done in {duration(secs)} "
+              f"({duration(time.perf_counter() - began)} so far)", flush=True)
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(STAGE),
            "--path-output", str(ROOT), "-W", "-n", "--keep-going"]
     if subprocess.run(cmd, cwd=ROOT).returncode != 0:
         sys.exit("build_book: jupyter-book build failed (warnings count as errors)")
-    print(f"book: {ROOT / '_build' / 'html' / 'index.html'}")
+    print(f"book: {ROOT / '_build' / 'html' / 'index.html'} "
+          f"(built in {duration(time.perf_counter() - began)})", flush=True)
 
 
 if __name__ == "__main__":

@@ -358,7 +358,7 @@ def test_effnet_isp_run_end_to_end_smoke(tmp_path, capsys) -> None:
         pytest.skip("Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist)")
     code = main(["run", "--method", "oneshot", "--model", "effnet-lite0", "--data",
                  "fashion-mnist", "--sparsity", "0.5", "--profile", "smoke", "--out",
-                 str(tmp_path), "--device", "cpu"])
+                 str(tmp_path), "--device", "cpu", "--json"])
     out = capsys.readouterr()
     assert code == 0, out.err
     (run_dir,) = tmp_path.iterdir()

@@ -82,7 +82,7 @@ class EarlyBird(Method):
         dense = Mask.ones_like(ctx.params)
         while trainer.step_count < ctx.budget:
             trainer.train(min(interval, ctx.budget - trainer.step_count), "train",
-                          desc=f"earlybird search {trainer.step_count}/{ctx.budget}")
+                          desc="earlybird search", end=ctx.budget)
             mask = magnitude_prune_to(ctx.params, dense, ctx.sparsity)
             if prev is not None:
                 dists.append(hamming_distance(Mask(prev), mask))
