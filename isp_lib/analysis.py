@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from isp_lib import kit
 from isp_lib import records as rec
+from isp_lib.health import health_line
 from isp_lib.report import scale_note
 from isp_lib.verdicts import (
     SMOKE_VERDICT,
@@ -69,14 +72,15 @@ class Claim(NamedTuple):
 
 def load(configs: Sequence[str], profile: str, recompute: bool = False, device: str = "auto",
          model: str | None = None, data: str | None = None,
-         results_dir: str | Path = "results") -> list[dict]:
+         results_dir: str | Path | None = None, bf16: bool | None = False) -> list[dict]:
     """The records of the sweeps ``results/<name>.yaml``, each run once; prints their status.
 
     At the ``smoke`` profile (or with ``recompute``) the missing cells are run, at ``smoke``
     only those of seeds 0 and 1; otherwise only the committed records are read (a sweep still
     running has recorded some of its cells). One line says how many cells are recorded and
     missing (with the ``isp sweep`` commands that add them), or that the smoke profile draws
-    no verdict; a second gives the scale of the runs.
+    no verdict; then the scale of the runs, their provenance and their health
+    (:func:`isp_lib.health.health_line`: runs that predict a single class).
 
     Args:
         configs: sweep names (files ``<results_dir>/<name>.yaml``).
@@ -84,30 +88,72 @@ def load(configs: Sequence[str], profile: str, recompute: bool = False, device: 
         recompute: ignore the committed records and run every cell.
         device: ``auto``, ``cpu`` or ``cuda``.
         model, data: run the grids on this model / data set instead of the configs'.
-        results_dir: the folder of the sweep configs.
+        results_dir: the folder of the sweep configs; None: the kit's committed sweeps
+            (:func:`isp_lib.kit.results_dir`), found from any working directory.
+        bf16: bf16 autocast for the cells (part of their config hash, so records made without
+            it are other cells); None: automatic (:func:`isp_lib.kit.resolve_bf16`).
 
     Returns:
         The records, in config and cell order, without duplicates (a cell in two sweeps).
     """
     smoke = profile == "smoke"
+    folder = kit.results_dir() if results_dir is None else Path(results_dir)
+    use_bf16 = kit.resolve_bf16(bf16, profile, device)
     kwargs = {"profile": profile, "model": model, "data": data,
               "seeds": list(SMOKE_SEEDS) if smoke else None}
     found: dict[str, dict] = {}
     missing: dict[str, int] = {}
     cells = 0
     for name in configs:
-        path = Path(results_dir) / f"{name}.yaml"
-        got = rec.load_or_run(path, recompute=recompute, device=device,
-                              missing="run" if smoke or recompute else "skip", **kwargs)
+        path = folder / f"{name}.yaml"
+        if use_bf16:
+            got, n_cells, n_missing = _load_bf16(path, recompute, device,
+                                                 smoke or recompute, kwargs)
+        else:
+            got = rec.load_or_run(path, recompute=recompute, device=device,
+                                  missing="run" if smoke or recompute else "skip", **kwargs)
+            n_cells = len(rec.load_sweep(path, **kwargs).cells)
+            n_missing = len(rec.missing_cells(path, got, **kwargs))
         found.update({r["config_hash"]: r for r in got})
-        cells += len(rec.load_sweep(path, **kwargs).cells)
-        missing[name] = len(rec.missing_cells(path, got, **kwargs))
+        cells += n_cells
+        missing[name] = n_missing
     out = list(found.values())
-    print(status_line(missing, len(out), cells, smoke, results_dir))
+    print(status_line(missing, len(out), cells, smoke, folder))
+    if use_bf16:
+        print("bf16 autocast: on (it enters the config hash: records made without it are "
+              "other cells).")
     print(f"Scale: {scale_note(out)}.")
     if out:
         print(f"Provenance: {provenance_line(out)}.")
+        print(health_line(out))
     return out
+
+
+def _load_bf16(path: Path, recompute: bool, device: str, run_missing: bool,
+               kwargs: dict[str, Any]) -> tuple[list[dict], int, int]:
+    """:func:`isp_lib.records.load_or_run` for the bf16 variant of a sweep's cells.
+
+    Args:
+        path: the sweep config.
+        recompute: ignore the records on file.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        run_missing: run the cells without a matching record (else leave them out).
+        kwargs: :func:`isp_lib.records.load_sweep`'s ``profile``, ``model``, ``data``, ``seeds``.
+
+    Returns:
+        The records in cell order, the number of cells and the number without a record.
+    """
+    sweep = rec.load_sweep(path, **kwargs)
+    sweep = replace(sweep, cells=tuple(replace(c, bf16=True) for c in sweep.cells))
+    on_file = {} if recompute else {r["config_hash"]: r for r in rec.read_records(sweep.records)}
+    have = {c.config_hash(): on_file[c.config_hash()] for c in sweep.cells
+            if on_file.get(c.config_hash(), {}).get("resolved") == c.resolved}
+    todo = tuple(c for c in sweep.cells if c.config_hash() not in have)
+    if run_missing:
+        have.update({r["config_hash"]: r for r in
+                     rec.run_sweep(replace(sweep, cells=todo), device=device)})
+    got = [have[c.config_hash()] for c in sweep.cells if c.config_hash() in have]
+    return got, len(sweep.cells), len(sweep.cells) - len(got)
 
 
 def provenance_line(records: Sequence[dict]) -> str:
@@ -126,7 +172,7 @@ def provenance_line(records: Sequence[dict]) -> str:
 
 
 def status_line(missing: dict[str, int], recorded: int, cells: int, smoke: bool,
-                results_dir: str | Path = "results") -> str:
+                results_dir: str | Path | None = None) -> str:
     """The line :func:`load` prints.
 
     Args:
@@ -134,14 +180,15 @@ def status_line(missing: dict[str, int], recorded: int, cells: int, smoke: bool,
         recorded: records found (a cell shared by two sweeps once).
         cells: cells of all sweeps together.
         smoke: the records are of the smoke profile.
-        results_dir: the folder of the sweep configs, for the commands.
+        results_dir: the folder of the sweep configs, for the commands (shown relative to
+            the working directory when inside it); None: :func:`isp_lib.kit.results_dir`.
 
     Returns:
         e.g. "3 of 10 cells recorded, 7 missing: isp sweep results/a.yaml adds them".
 
     >>> status_line({"a": 0}, 4, 4, False)
     'All 4 cells recorded (a).'
-    >>> status_line({"a": 2, "b": 0}, 3, 5, False)
+    >>> status_line({"a": 2, "b": 0}, 3, 5, False, "results")
     '3 of 5 cells recorded, 2 missing: `isp sweep results/a.yaml` adds them.'
     """
     if smoke:
@@ -149,7 +196,8 @@ def status_line(missing: dict[str, int], recorded: int, cells: int, smoke: bool,
     lacking = sum(missing.values())
     if not lacking:
         return f"All {recorded} cells recorded ({', '.join(missing)})."
-    commands = ", ".join(f"`isp sweep {Path(results_dir) / n}.yaml`"
+    folder = kit.results_dir() if results_dir is None else Path(results_dir)
+    commands = ", ".join(f"`isp sweep {kit.display_path(folder / f'{n}.yaml')}`"
                          for n, m in missing.items() if m)
     return (f"{recorded} of {cells} cells recorded, {lacking} missing: {commands} "
             f"add{'s' if commands.count('`') == 2 else ''} them.")

@@ -35,7 +35,8 @@ MODEL = "minilm"
 DATA = "drugreview"
 SPARSITY = 0.7
 SEED = 0
-DEVICE = "auto"
+DEVICE = "auto"  # auto | cpu | cuda
+BF16 = None  # bf16 autocast; None: on at PROFILE "paper" on a GPU with native bf16, else off
 OUT = "runs"
 KIT_REF = "main"  # on Colab: the branch, tag or commit of the kit to install
 
@@ -61,6 +62,7 @@ import seaborn as sns
 
 from isp_lib import analysis
 from isp_lib.io import load_mask
+from isp_lib.kit import resolve_bf16
 from isp_lib.runs import make_config, run
 
 # %% [markdown]
@@ -71,7 +73,8 @@ from isp_lib.runs import make_config, run
 # `result.json`.
 
 # %%
-cfg = make_config("isp", MODEL, DATA, SPARSITY, PROFILE, seed=SEED)
+cfg = make_config("isp", MODEL, DATA, SPARSITY, PROFILE, seed=SEED,
+                  bf16=resolve_bf16(BF16, PROFILE, DEVICE))
 result = run(cfg, OUT, device=DEVICE)
 summary = {k: result[k] for k in ("method", "model", "data", "target_sparsity",
                                   "actual_sparsity", "metric_name", "val_metric",

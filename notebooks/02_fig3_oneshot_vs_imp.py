@@ -45,7 +45,8 @@
 # %% tags=["parameters"]
 PROFILE = "cpu"  # smoke | cpu | paper
 RECOMPUTE = False  # True: ignore the committed records and run every cell
-DEVICE = "auto"
+DEVICE = "auto"  # auto | cpu | cuda
+BF16 = None  # bf16 autocast; None: on at PROFILE "paper" on a GPU with native bf16, else off
 KIT_REF = "main"  # on Colab: the branch, tag or commit of the kit to install
 
 CONFIGS = ["minilm_headline", "minilm_imp"]  # the sweeps results/<name>.yaml
@@ -93,7 +94,7 @@ paper[paper["method"].isin(["oneshot", "imp"])].pivot(
 # pretrained weights and repeats until the target, then fine-tunes the ticket once more.
 
 # %%
-recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE)
+recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, bf16=BF16)
 
 # %% [markdown]
 # ## IMP's masks against one-shot's, round by round

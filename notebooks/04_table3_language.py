@@ -39,7 +39,8 @@
 # %% tags=["parameters"]
 PROFILE = "cpu"  # smoke | cpu | paper
 RECOMPUTE = False  # True: ignore the committed records and run every cell
-DEVICE = "auto"
+DEVICE = "auto"  # auto | cpu | cuda
+BF16 = None  # bf16 autocast; None: on at PROFILE "paper" on a GPU with native bf16, else off
 KIT_REF = "main"  # on Colab: the branch, tag or commit of the kit to install
 CONFIGS = ["minilm_headline", "minilm_imp"]  # the sweeps results/<name>.yaml
 
@@ -80,7 +81,7 @@ paper.pivot_table(index="method", columns=["dataset", "sparsity"], values="value
 # IMP at 70% and 90%. The line below says how many of their cells are recorded.
 
 # %%
-recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE)
+recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, bf16=BF16)
 
 # %% [markdown]
 # ## Accuracy and cost

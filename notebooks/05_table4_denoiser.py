@@ -38,7 +38,8 @@
 # %% tags=["parameters"]
 PROFILE = "cpu"  # smoke | cpu | paper
 RECOMPUTE = False  # True: ignore the committed records and run every cell
-DEVICE = "auto"
+DEVICE = "auto"  # auto | cpu | cuda
+BF16 = None  # bf16 autocast; None: on at PROFILE "paper" on a GPU with native bf16, else off
 KIT_REF = "main"  # on Colab: the branch, tag or commit of the kit to install
 
 CONFIGS = ["minilm_ablations"]  # the sweeps results/<name>.yaml
@@ -81,7 +82,8 @@ paper.pivot_table(index=["dataset", "sparsity"], columns=["setting", "metric"], 
 # (the sweep also holds Table 5's other counts, for the next chapter).
 
 # %%
-recs = analysis.select(analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE), ["isp", ABLATION])
+recs = analysis.select(analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, bf16=BF16),
+                       ["isp", ABLATION])
 
 # %% [markdown]
 # ## Accuracy and cost

@@ -40,7 +40,8 @@
 # %% tags=["parameters"]
 PROFILE = "cpu"  # smoke | cpu | paper
 RECOMPUTE = False  # True: ignore the committed records and run every cell
-DEVICE = "auto"
+DEVICE = "auto"  # auto | cpu | cuda
+BF16 = None  # bf16 autocast; None: on at PROFILE "paper" on a GPU with native bf16, else off
 KIT_REF = "main"  # on Colab: the branch, tag or commit of the kit to install
 CONFIGS = ["minilm_ablations"]  # the sweeps results/<name>.yaml
 
@@ -82,7 +83,7 @@ paper.set_index("N")[["dataset", "sparsity", "value"]].T
 # setting run the profile's default N (read from each run's hyperparameters below).
 
 # %%
-recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE)
+recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, bf16=BF16)
 
 # %% [markdown]
 # ## Accuracy and cost

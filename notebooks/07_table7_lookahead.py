@@ -42,7 +42,8 @@
 # %% tags=["parameters"]
 PROFILE = "cpu"  # smoke | cpu | paper
 RECOMPUTE = False  # True: ignore the committed records and run every cell
-DEVICE = "auto"
+DEVICE = "auto"  # auto | cpu | cuda
+BF16 = None  # bf16 autocast; None: on at PROFILE "paper" on a GPU with native bf16, else off
 KIT_REF = "main"  # on Colab: the branch, tag or commit of the kit to install
 CONFIGS = ["cnn_lookahead"]  # the sweeps results/<name>.yaml
 MODEL = "effnet-lite0"  # paper profile: clip-vit-b32
@@ -86,7 +87,7 @@ paper.set_index("C")[["dataset", "sparsity", "value"]].T
 # run the profile's default C (read from each run's hyperparameters below).
 
 # %%
-recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, model=MODEL, data=DATA)
+recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, model=MODEL, data=DATA, bf16=BF16)
 
 # %% [markdown]
 # ## Accuracy and cost

@@ -44,7 +44,8 @@
 # %% tags=["parameters"]
 PROFILE = "cpu"  # smoke | cpu | paper
 RECOMPUTE = False  # True: ignore the committed records and run every cell
-DEVICE = "auto"
+DEVICE = "auto"  # auto | cpu | cuda
+BF16 = None  # bf16 autocast; None: on at PROFILE "paper" on a GPU with native bf16, else off
 KIT_REF = "main"  # on Colab: the branch, tag or commit of the kit to install
 IMS_COST_MAX = 1.5  # "about one fine-tune": the most budgets T that IMS may cost
 METHODS = ["dense", "uniform-soup (ingredients=4)", "greedy-soup (ingredients=4)", "ims"]
@@ -85,7 +86,7 @@ paper.pivot_table(index=["method", "metric"], columns="dataset", values="value")
 # dense models.
 
 # %%
-recs = analysis.select(analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE), METHODS)
+recs = analysis.select(analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, bf16=BF16), METHODS)
 
 # %% [markdown]
 # ## Accuracy and cost

@@ -42,7 +42,8 @@
 # %% tags=["parameters"]
 PROFILE = "cpu"  # smoke | cpu | paper
 RECOMPUTE = False  # True: ignore the committed records and run every cell
-DEVICE = "auto"
+DEVICE = "auto"  # auto | cpu | cuda
+BF16 = None  # bf16 autocast; None: on at PROFILE "paper" on a GPU with native bf16, else off
 KIT_REF = "main"  # on Colab: the branch, tag or commit of the kit to install
 CONFIGS = ["cnn_headline", "cnn_imp", "minilm_headline", "minilm_imp"]  # results/<name>.yaml
 ONE_PASS_MAX = 1.5  # "approximately single-pass": the most fine-tunes' FLOPs ISP may cost
@@ -84,7 +85,7 @@ paper.pivot(index="method", columns="sparsity", values="value").round(2)
 # The sweeps of `CONFIGS`, each run once even where two sweeps share it, grouped by data set.
 
 # %%
-recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE)
+recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, bf16=BF16)
 TASKS = {d: [r for r in recs if r["data"] == d] for d in dict.fromkeys(r["data"] for r in recs)}
 
 # %% [markdown]

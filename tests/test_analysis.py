@@ -80,7 +80,7 @@ def test_smoke_records_get_tables_but_no_verdict_words(recs, monkeypatch, capsys
 
 
 def test_status_line_names_the_missing_sweeps():
-    line = analysis.status_line({"a": 3, "b": 0, "c": 1}, 6, 10, smoke=False)
+    line = analysis.status_line({"a": 3, "b": 0, "c": 1}, 6, 10, smoke=False, results_dir="results")
     assert line.startswith("6 of 10 cells recorded, 4 missing")
     assert "`isp sweep results/a.yaml`, `isp sweep results/c.yaml` add them" in line
     assert analysis.status_line({"a": 5}, 2, 2, smoke=True).startswith(analysis.SMOKE_NOTE)
