@@ -6,8 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from isp_lib.errors import UserError
+from isp_lib.progress import duration
+
+if TYPE_CHECKING:
+    from isp_lib.executors.base import Executor
 
 EPILOG = """\
 examples:
@@ -78,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-source", default=None,
                    help="data override: a local folder with the data set's files")
     r.add_argument("--no-weights", action="store_true", help=NO_WEIGHTS_HELP)
+    r.add_argument("--json", action="store_true",
+                   help="print the result record (as in result.json, plus \"skipped\": true "
+                        "if the run was already complete) as one JSON line instead of the "
+                        "summary, for scripts")
     sw = sub.add_parser(
         "sweep", help="run a grid of experiments from a YAML config and write its records",
         description="Run every cell of a sweep config (complete runs skipped, interrupted ones "
@@ -85,9 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "The config format is described in isp_lib/records.py.")
     sw.add_argument("config", type=Path, help="sweep config, e.g. results/foundation_cpu.yaml")
     sw.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    sw.add_argument("--dry-run", action="store_true",
-                    help="list the cells and whether each is recorded; run nothing")
     sw.add_argument("--no-weights", action="store_true", help=NO_WEIGHTS_HELP)
+    from isp_lib.executors import add_arguments as add_executor_arguments
+
+    add_executor_arguments(sw)
+    mode = sw.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true",
+                      help="list the cells and whether each is recorded; run nothing")
+    mode.add_argument("--json", action="store_true",
+                      help='end with one JSON line {"sweep", "cells", "records"} instead of '
+                           "the summary line, for scripts")
     ex = sub.add_parser(
         "export", help="write a complete run's pruned model as a folder plain libraries load",
         description="Write the fine-tuned, pruned model of a complete run (its "
@@ -130,17 +146,75 @@ def _default(f) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _sweep(config: Path, device: str, dry_run: bool, weights: bool) -> None:
-    """Run a sweep and write its records, or (dry run) list its cells and their state."""
+def _size(n: int) -> str:
+    """A byte count for people: ``512 B``, ``17.3 MB``, ``1.2 GB``."""
+    if n < 1000:
+        return f"{n} B"
+    value = n / 1000
+    for unit in ("kB", "MB"):
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def _metric(value: float | None) -> str:
+    """A metric in percent with 2 decimals, ``-`` if there is none."""
+    return "-" if value is None else f"{value:.2f}"
+
+
+def run_summary(result: dict, run_dir: Path) -> str:
+    """What ``isp run`` prints at the end: a few lines for people.
+
+    Args:
+        result: the result record, as :func:`isp_lib.runs.run` returns it.
+        run_dir: the run directory.
+
+    Returns:
+        Method, data, sparsity reached (and target), the validation and test metric, the
+        training steps as a share of the budget T, the wall time, the run directory and the
+        model file with its size; no trailing newline.
+    """
+    state = (f"already complete (made in {duration(result['wall_s'])}), skipped"
+             if result.get("skipped") else f"done in {duration(result['wall_s'])}")
+    budget = result["budget_steps"]
+    phases = ", ".join(f"{name} {entry['steps']}"
+                       for name, entry in result["ledger"]["phases"].items())
+    lines = [
+        f"{result['method']} on {result['model']} / {result['data']} "
+        f"({result['profile']} profile, seed {result['seed']}): {state}",
+        f"  sparsity  {result['actual_sparsity']:.2%} reached (target "
+        f"{result['target_sparsity']:.2%})",
+        f"  {result['metric_name']:8s}  val {_metric(result['val_metric'])}, "
+        f"test {_metric(result['test_metric'])}",
+        f"  steps     {result['train_steps']} = {result['train_steps'] / budget:.2f} T "
+        f"(T = {budget} steps; {phases or 'none'})",
+        f"  run dir   {run_dir}",
+    ]
+    if result.get("model_file"):
+        lines.append(f"  model     {run_dir / result['model_file']} "
+                     f"({_size(result['model_bytes'])})")
+    else:
+        lines.append("  model     not kept (made with --no-weights)")
+    return "\n".join(lines)
+
+
+def _sweep(config: Path, device: str, dry_run: bool, weights: bool, as_json: bool,
+           executor: Executor | None = None) -> None:
+    """Run a sweep and write its records, or (dry run) list its cells and their state.
+    ``executor`` runs the cells (None: here, one after another; the device is checked)."""
     from isp_lib.records import load_sweep, read_records, run_sweep
-    from isp_lib.runs import resolve_device
 
     sweep = load_sweep(config)
-    resolve_device(device)
     if not dry_run:
-        records = run_sweep(sweep, device=device, progress=True, write=True, weights=weights)
-        print(json.dumps({"sweep": sweep.name, "cells": len(records),
-                          "records": str(sweep.records)}))
+        records = run_sweep(sweep, device=device, progress=True, write=True, weights=weights,
+                            executor=executor)
+        if as_json:
+            print(json.dumps({"sweep": sweep.name, "cells": len(records),
+                              "records": str(sweep.records)}))
+        else:
+            print(f"sweep {sweep.name}: {len(records)} cells recorded in {sweep.records} "
+                  f"(run directories under {sweep.out})")
         return
     recorded = {r["config_hash"] for r in read_records(sweep.records)}
     print(f"{'hash':12s}  {'method':12s} {'sparsity':8s} {'seed':4s}  {'settings':24s} "
@@ -165,7 +239,10 @@ def main(argv: list[str] | None = None) -> int:
             _list()
             return 0
         if args.command == "sweep":
-            _sweep(args.config, args.device, args.dry_run, not args.no_weights)
+            from isp_lib.executors import from_args
+
+            _sweep(args.config, args.device, args.dry_run, not args.no_weights, args.json,
+                   from_args(args))
             return 0
         if args.command == "export":
             from isp_lib.export import export_run
@@ -181,9 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"isp: error: {exc}", file=sys.stderr)
         return 2
-    keys = ("method", "data", "actual_sparsity", "metric_name", "val_metric", "test_metric",
-            "train_steps", "samples_seen", "wall_s", "skipped")
-    print(json.dumps({k: result[k] for k in keys if k in result}))
+    run_dir = args.out / cfg.dir_name()
+    print(json.dumps(result, sort_keys=True) if args.json else run_summary(result, run_dir))
     return 0
 
 

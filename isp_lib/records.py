@@ -33,7 +33,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
@@ -42,7 +42,10 @@ from tqdm import tqdm
 from isp_lib.errors import UserError
 from isp_lib.io import write_jsonl
 from isp_lib.methods import METHODS
-from isp_lib.runs import RunConfig, current_commit, make_config, run
+from isp_lib.runs import RunConfig, config_dict, current_commit, make_config, run
+
+if TYPE_CHECKING:
+    from isp_lib.executors.base import Executor
 
 TOP_KEYS = ("name", "profile", "model", "data", "methods", "sparsities", "seeds", "settings",
             "out", "grid")
@@ -159,7 +162,8 @@ def merge_records(sweep: Sweep, fresh: Mapping[str, dict], old: list[dict]) -> l
 
 
 def run_sweep(sweep: Sweep, device: str = "auto", progress: bool = False,
-              write: bool = False, weights: bool = True) -> list[dict]:
+              write: bool = False, weights: bool = True,
+              executor: Executor | None = None) -> list[dict]:
     """Run every cell of ``sweep``: complete runs are skipped, interrupted ones resumed.
 
     Args:
@@ -169,10 +173,18 @@ def run_sweep(sweep: Sweep, device: str = "auto", progress: bool = False,
         write: rewrite ``sweep.records`` atomically after each cell (see :func:`merge_records`),
             so a sweep killed midway keeps every record it finished.
         weights: keep each run's final weights (``isp sweep --no-weights``: False).
+        executor: run each cell as a job of this executor (:mod:`isp_lib.executors`: worker
+            processes, Slurm, Ray) and write the records from the run directories as jobs
+            end; None (``--executor local``) runs the cells here, one after another.
 
     Returns:
         One result record per cell, in cell order, exactly as the run wrote it.
     """
+    if executor is not None:
+        from isp_lib.executors.sweep import run_cells
+
+        return run_cells(sweep, executor, device=device, progress=progress, write=write,
+                         weights=weights)
     if write:
         check_records_writable(sweep.records)
         old = read_records(sweep.records)
@@ -259,7 +271,10 @@ def load_or_run(config: str | Path | Mapping[str, Any], recompute: bool = False,
     todo = tuple(c for c in sweep.cells if c.config_hash() not in committed)
     fresh = [] if missing == "skip" else run_sweep(replace(sweep, cells=todo), device=device)
     found = {**committed, **{r["config_hash"]: r for r in fresh}}
-    return [found[c.config_hash()] for c in sweep.cells if c.config_hash() in found]
+    # a record answers every cell of its resolved configuration; it is labelled as the cell
+    # asks for it (e.g. the paper's settings spelled out, where the record was made as defaults)
+    return [{**found[c.config_hash()], "config": config_dict(c)} for c in sweep.cells
+            if c.config_hash() in found]
 
 
 def missing_cells(config: str | Path | Mapping[str, Any], records: list[dict], **kwargs: Any

@@ -116,6 +116,16 @@ class RunConfig:
         return f"{self.method}_{self.model}_{self.data}_{self.config_hash()}"
 
 
+def config_dict(cfg: RunConfig) -> dict[str, Any]:
+    """The record's ``config``: the run as asked for (overrides as given), JSON-ready.
+
+    >>> config_dict(make_config("oneshot", "minilm", "drugreview", 0.5, "smoke",
+    ...                         overrides={"lr": "1e-3"}))["overrides"]
+    [['lr', '1e-3']]
+    """
+    return json.loads(json.dumps(asdict(cfg)))
+
+
 def make_config(
     method: str, model: str, data: str, sparsity: float, profile: str, seed: int = 0,
     overrides: dict[str, str] | None = None, model_source: str | None = None,
@@ -512,8 +522,8 @@ def run(cfg: RunConfig, out: Path, device: str = "auto", weights: bool = True) -
 def _run_locked(cfg: RunConfig, res: Resolved, dev: torch.device, run_dir: Path,
                 weights: bool) -> dict:
     done = trusted_result(run_dir, cfg)
-    if done is not None:
-        return {**done, "skipped": True}
+    if done is not None:  # labelled as asked (same resolved configuration, other overrides)
+        return {**done, "config": config_dict(cfg), "skipped": True}
     config_path, ckpt_path = run_dir / "config.json", run_dir / "ckpt.pt"
     if config_path.exists() and _read_json(config_path).get("config_hash") != cfg.config_hash():
         raise UserError(f"run directory {run_dir} holds another config: delete it and rerun")
@@ -575,7 +585,7 @@ def _run_locked(cfg: RunConfig, res: Resolved, dev: torch.device, run_dir: Path,
         "test_metric": test_metric, "train_steps": ctx.ledger.steps,
         "samples_seen": ctx.ledger.samples, "ledger": ctx.ledger.to_dict(),
         "budget_steps": ctx.budget, **clock.totals(),
-        "seed": cfg.seed, "config": asdict(cfg), "config_hash": cfg.config_hash(),
+        "seed": cfg.seed, "config": config_dict(cfg), "config_hash": cfg.config_hash(),
         "resolved": cfg.resolved, "numerics": NUMERICS, "mask_digest": mask_digest(ctx.mask),
         "hparams": asdict(res.hparams), "options": asdict(res.options),
         "progress": ctx.progress,

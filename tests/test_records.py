@@ -70,6 +70,19 @@ def test_rerun_skips_every_cell_and_rewrites_the_same_file(swept, monkeypatch):
     assert swept.with_suffix(".jsonl").read_bytes() == before
 
 
+def test_sweep_ends_with_a_summary_line_or_json_on_request(swept, monkeypatch, capsys):
+    monkeypatch.setattr(runs, "load_data", refuse)  # every cell is complete
+    sweep = load_sweep(swept)
+    assert main(["sweep", str(swept), "--device", "cpu"]) == 0
+    assert capsys.readouterr().out == (f"sweep tiny: 2 cells recorded in {sweep.records} "
+                                       f"(run directories under {sweep.out})\n")
+    assert main(["sweep", str(swept), "--device", "cpu", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"sweep": "tiny", "cells": 2,
+                                                   "records": str(sweep.records)}
+    with pytest.raises(SystemExit):
+        main(["sweep", str(swept), "--dry-run", "--json"])
+
+
 def test_dry_run_lists_every_cell_as_recorded_and_runs_nothing(swept, monkeypatch, capsys):
     monkeypatch.setattr(records, "run", refuse)
     before = swept.with_suffix(".jsonl").read_bytes()
@@ -223,3 +236,21 @@ def test_committed_records_belong_to_their_configs_cells(config):
         assert r["config_hash"] in cells, f"a record of no cell ({r['config_hash']}): {fix}"
         assert r["resolved"] == cells[r["config_hash"]].resolved, fix
         assert "test_predictions" in r and "test_labels_sha256" in r
+
+
+def test_a_record_answers_every_cell_of_its_resolved_config_labelled_as_asked(swept, tmp_path,
+                                                                              monkeypatch):
+    """The paper's default spelled out (`lr` at the smoke profile's value) is the same
+    computation: the committed record is reused, labelled with the cell's own settings."""
+    (committed,) = [r for r in read_records(swept.with_suffix(".jsonl"))
+                    if r["method"] == "oneshot"]
+    lr = committed["resolved"]["hparams"]["lr"]
+    cfg = yaml.safe_load(swept.read_text())
+    cfg["grid"] = [{"methods": ["oneshot"], "sparsities": [0.5], "settings": {"lr": lr}}]
+    path = write_config(tmp_path, cfg)
+    path.with_suffix(".jsonl").write_text(json.dumps(committed) + "\n")
+    monkeypatch.setattr(records, "run", refuse)
+    (got,) = load_or_run(path)
+    assert got["config_hash"] == committed["config_hash"]
+    assert dict(got["config"]["overrides"])["lr"] == str(lr)
+    assert tidy([got])["label"].iloc[0] == f"oneshot (epochs=1 lr={lr})"
