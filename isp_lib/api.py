@@ -17,7 +17,7 @@ your own scope family, bf16) use :class:`~isp_lib.context.RunContext` directly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -115,6 +115,14 @@ def _device_of(device: str | torch.device) -> torch.device:
     return dev
 
 
+def _refuse_unknown(given: Iterable[str], known: Iterable[str], what: str, use: str,
+                    where: str = "") -> None:
+    """Raise one line naming the given names that are not ``known``, and what to use."""
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise UserError(f"unknown {what} {', '.join(unknown)}{where}: use {use}")
+
+
 def _hparams(hparams: Mapping[str, Any] | Hparams | None) -> tuple[Hparams, set[str]]:
     """The base hyperparameters (before scaling) and the names the user gave."""
     if isinstance(hparams, Hparams):
@@ -122,10 +130,7 @@ def _hparams(hparams: Mapping[str, Any] | Hparams | None) -> tuple[Hparams, set[
         return hparams, {f.name for f in fields(Hparams)}
     known = {f.name: f for f in fields(Hparams)}
     given = dict(hparams or {})
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise UserError(f"unknown hyperparameter(s) {', '.join(unknown)}: use "
-                        f"{', '.join(known)}")
+    _refuse_unknown(given, known, "hyperparameter(s)", ", ".join(known))
     try:
         cast = {k: cast_setting(known[k], v, "hyperparameter") for k, v in given.items()}
         hp = Hparams(**{**BASE_HPARAMS, **cast})
@@ -138,10 +143,8 @@ def _hparams(hparams: Mapping[str, Any] | Hparams | None) -> tuple[Hparams, set[
 def _options(method: Any, options: Mapping[str, Any] | None, sparsity: float) -> Any:
     names = option_names(method.Options)
     given = dict(options or {})
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        raise UserError(f"unknown option(s) {', '.join(unknown)} for method '{method.name}': "
-                        f"use {', '.join(names) or 'none (it has no options)'}")
+    _refuse_unknown(given, names, "option(s)", ", ".join(names) or "none (it has no options)",
+                    f" for method '{method.name}'")
     try:
         opts = parse_options(method.Options, given)
         method.validate(sparsity, opts)
