@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -100,20 +99,16 @@ def load(configs: Sequence[str], profile: str, recompute: bool = False, device: 
     folder = kit.results_dir() if results_dir is None else Path(results_dir)
     use_bf16 = kit.resolve_bf16(bf16, profile, device)
     kwargs = {"profile": profile, "model": model, "data": data,
-              "seeds": list(SMOKE_SEEDS) if smoke else None}
+              "seeds": list(SMOKE_SEEDS) if smoke else None, "bf16": use_bf16}
     found: dict[str, dict] = {}
     missing: dict[str, int] = {}
     cells = 0
     for name in configs:
         path = folder / f"{name}.yaml"
-        if use_bf16:
-            got, n_cells, n_missing = _load_bf16(path, recompute, device,
-                                                 smoke or recompute, kwargs)
-        else:
-            got = rec.load_or_run(path, recompute=recompute, device=device,
-                                  missing="run" if smoke or recompute else "skip", **kwargs)
-            n_cells = len(rec.load_sweep(path, **kwargs).cells)
-            n_missing = len(rec.missing_cells(path, got, **kwargs))
+        got = rec.load_or_run(path, recompute=recompute, device=device,
+                              missing="run" if smoke or recompute else "skip", **kwargs)
+        n_cells = len(rec.load_sweep(path, **kwargs).cells)
+        n_missing = len(rec.missing_cells(path, got, **kwargs))
         found.update({r["config_hash"]: r for r in got})
         cells += n_cells
         missing[name] = n_missing
@@ -127,33 +122,6 @@ def load(configs: Sequence[str], profile: str, recompute: bool = False, device: 
         print(f"Provenance: {provenance_line(out)}.")
         print(health_line(out))
     return out
-
-
-def _load_bf16(path: Path, recompute: bool, device: str, run_missing: bool,
-               kwargs: dict[str, Any]) -> tuple[list[dict], int, int]:
-    """:func:`isp_lib.records.load_or_run` for the bf16 variant of a sweep's cells.
-
-    Args:
-        path: the sweep config.
-        recompute: ignore the records on file.
-        device: ``auto``, ``cpu`` or ``cuda``.
-        run_missing: run the cells without a matching record (else leave them out).
-        kwargs: :func:`isp_lib.records.load_sweep`'s ``profile``, ``model``, ``data``, ``seeds``.
-
-    Returns:
-        The records in cell order, the number of cells and the number without a record.
-    """
-    sweep = rec.load_sweep(path, **kwargs)
-    sweep = replace(sweep, cells=tuple(replace(c, bf16=True) for c in sweep.cells))
-    on_file = {} if recompute else {r["config_hash"]: r for r in rec.read_records(sweep.records)}
-    have = {c.config_hash(): on_file[c.config_hash()] for c in sweep.cells
-            if on_file.get(c.config_hash(), {}).get("resolved") == c.resolved}
-    todo = tuple(c for c in sweep.cells if c.config_hash() not in have)
-    if run_missing:
-        have.update({r["config_hash"]: r for r in
-                     rec.run_sweep(replace(sweep, cells=todo), device=device)})
-    got = [have[c.config_hash()] for c in sweep.cells if c.config_hash() in have]
-    return got, len(sweep.cells), len(sweep.cells) - len(got)
 
 
 def provenance_line(records: Sequence[dict]) -> str:

@@ -78,7 +78,8 @@ class Sweep:
 
 def load_sweep(config: str | Path | Mapping[str, Any], profile: str | None = None,
                results_dir: str | Path = "results", model: str | None = None,
-               data: str | None = None, seeds: list[int] | None = None) -> Sweep:
+               data: str | None = None, seeds: list[int] | None = None,
+               bf16: bool = False) -> Sweep:
     """Read and validate a sweep config.
 
     Args:
@@ -88,6 +89,8 @@ def load_sweep(config: str | Path | Mapping[str, Any], profile: str | None = Non
         model: run every cell on this model instead of the config's (e.g. ``clip-vit-b32``).
         data: run every cell on this data set instead of the config's.
         seeds: keep only the cells of these seeds (e.g. two seeds for a smoke check).
+        bf16: run every cell with bf16 autocast (part of the config hash: other cells than
+            the config's, with records of their own).
 
     Returns:
         The :class:`Sweep`.
@@ -112,6 +115,8 @@ def load_sweep(config: str | Path | Mapping[str, Any], profile: str | None = Non
         raise UserError(f"{where}: {exc}") from None
     if seeds is not None:
         sweep = replace(sweep, cells=tuple(c for c in sweep.cells if c.seed in set(seeds)))
+    if bf16:
+        sweep = replace(sweep, cells=tuple(replace(c, bf16=True) for c in sweep.cells))
     return sweep
 
 
@@ -214,7 +219,8 @@ def load_or_run(config: str | Path | Mapping[str, Any], recompute: bool = False,
                 device: str = "auto", profile: str | None = None,
                 results_dir: str | Path = "results", model: str | None = None,
                 data: str | None = None, reuse: str = "any-commit",
-                missing: str = "run", seeds: list[int] | None = None) -> list[dict]:
+                missing: str = "run", seeds: list[int] | None = None,
+                bf16: bool = False) -> list[dict]:
     """The records of a sweep's grid: committed ones where they exist, fresh runs otherwise.
 
     The committed records file is only read here; ``isp sweep`` writes it. A committed record
@@ -231,6 +237,7 @@ def load_or_run(config: str | Path | Mapping[str, Any], recompute: bool = False,
         model: run the grid on this model instead of the config's.
         data: run the grid on this data set instead of the config's.
         seeds: keep only the cells of these seeds.
+        bf16: run the grid with bf16 autocast (see :func:`load_sweep`).
         reuse: ``any-commit`` (default) reuses a record of the same resolved configuration
             made by any commit of the kit (:func:`provenance` lists them); ``same-commit``
             re-runs records made by another commit than the running one.
@@ -248,7 +255,7 @@ def load_or_run(config: str | Path | Mapping[str, Any], recompute: bool = False,
     if missing not in ("run", "skip"):
         raise UserError(f"missing={missing!r} is not valid: use 'run' or 'skip'")
     sweep = load_sweep(config, profile=profile, results_dir=results_dir, model=model, data=data,
-                       seeds=seeds)
+                       seeds=seeds, bf16=bf16)
     committed: dict[str, dict] = {}
     if not recompute:
         on_file = read_records(sweep.records)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,15 @@ def test_load_or_run_runs_only_the_missing_cell(swept, tmp_path, monkeypatch):
     got = load_or_run(path, device="cpu")
     assert calls == [committed[1]["config_hash"]]
     assert got == [kept, committed[1]]
+
+
+def test_bf16_cells_are_other_cells_and_do_not_reuse_fp32_records(swept, monkeypatch):
+    plain, bf16 = load_sweep(swept), load_sweep(swept, bf16=True)
+    assert all(c.bf16 for c in bf16.cells) and not any(c.bf16 for c in plain.cells)
+    assert [replace(c, bf16=False) for c in bf16.cells] == list(plain.cells)
+    assert not {c.config_hash() for c in plain.cells} & {c.config_hash() for c in bf16.cells}
+    monkeypatch.setattr(records, "run", refuse)
+    assert load_or_run(swept, bf16=True, missing="skip") == []
 
 
 def test_tidy_has_one_row_per_record(swept):
