@@ -8,8 +8,12 @@ Each chapter's start and end (with its wall time) are printed as they happen. A 
 time limit at the ``cpu`` and ``paper`` profiles (a chapter may train for hours) and
 :data:`SMOKE_TIMEOUT_S` at ``smoke``; ``--timeout`` overrides both.
 
+The kernels run in one temporary folder outside the repository, as on Colab, so a chapter
+that depends on the working directory fails here; ``--cwd-repo`` runs them in the repository
+root instead (smoke runs then stay in ``runs/`` for the next build).
+
 Usage: python scripts/build_book.py [--profile cpu|smoke|paper] [--timeout SECONDS]
-                                    [--cwd-outside]
+                                    [--cwd-repo]
 """
 
 from __future__ import annotations
@@ -107,9 +111,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=int, default=None,
                         help=f"seconds per cell, 0 for no limit (default: none at cpu and "
                              f"paper, {SMOKE_TIMEOUT_S} at smoke)")
-    parser.add_argument("--cwd-outside", action="store_true",
-                        help="run each chapter in a fresh temporary folder outside the "
-                             "repository instead of the repository root")
+    parser.add_argument("--cwd-repo", action="store_true",
+                        help="run the chapters in the repository root instead of a temporary "
+                             "folder outside it")
     args = parser.parse_args()
     if args.timeout is not None and args.timeout < 0:
         parser.error(f"--timeout {args.timeout}: pass seconds, or 0 for no limit")
@@ -119,15 +123,14 @@ def main() -> None:
     stage()
     todo = chapters()
     began = time.perf_counter()
-    for n, chapter in enumerate(todo, 1):
-        print(f"[{n}/{len(todo)}] {chapter} ({args.profile}, {limit}): started", flush=True)
-        if args.cwd_outside:
-            with tempfile.TemporaryDirectory(prefix="isp-book-") as cwd:
-                secs = execute(chapter, args.profile, timeout, Path(cwd))
-        else:
-            secs = execute(chapter, args.profile, timeout, ROOT)
-        print(f"[{n}/{len(todo)}] {chapter}: done in {duration(secs)} "
-              f"({duration(time.perf_counter() - began)} so far)", flush=True)
+    with tempfile.TemporaryDirectory(prefix="isp-book-") as outside:
+        cwd = ROOT if args.cwd_repo else Path(outside)
+        print(f"kernels run in {cwd}", flush=True)
+        for n, chapter in enumerate(todo, 1):
+            print(f"[{n}/{len(todo)}] {chapter} ({args.profile}, {limit}): started", flush=True)
+            secs = execute(chapter, args.profile, timeout, cwd)
+            print(f"[{n}/{len(todo)}] {chapter}: done in {duration(secs)} "
+                  f"({duration(time.perf_counter() - began)} so far)", flush=True)
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(STAGE),
            "--path-output", str(ROOT), "-W", "-n", "--keep-going"]
     if subprocess.run(cmd, cwd=ROOT).returncode != 0:
