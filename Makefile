@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv assets browser test lint book bench check-book clean
+.PHONY: venv assets browser test lint book bench check-book verdicts clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench: venv
 # Opens the built book in headless Chromium: broken images, console errors, error outputs.
 check-book: venv
 	$(BIN)/python scripts/check_book.py --chrome $(CHROME) --chromedriver $(CHROMEDRIVER)
+
+# Every verdict of the last built book, chapter by chapter, as Markdown (nothing recomputed).
+verdicts: venv
+	$(BIN)/python scripts/verdicts.py
 
 clean:
 	rm -rf _build

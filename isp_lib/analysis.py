@@ -33,6 +33,7 @@ from isp_lib.verdicts import (
     TABLE_COLUMNS,
     Comparison,
     Sparsity,
+    at_sparsity,
     compare_table,
     plot_comparisons,
     run_label,
@@ -490,7 +491,8 @@ def verdict_sentence(row: pd.Series | dict) -> str:
     with its interval and seeds, the verdict and the paper's number."""
     row = dict(row)
     if row["verdict"] == NO_RECORDS:
-        return f"- {row['wording']}: *{NO_RECORDS}* (paper: {_fmt(row['paper'])})."
+        return (f"- {row['wording']}{at_sparsity(row['sparsity'])}: *{NO_RECORDS}* "
+                f"(paper: {_fmt(row['paper'])}).")
     text = Comparison(**{k: row[k] for k in TABLE_COLUMNS}).sentence()
     text = text.replace(f": {row['verdict']}", f": **{row['verdict']}**", 1)
     return f"- {text}; paper: {_fmt(row['paper'])}."
@@ -506,13 +508,9 @@ def verdict_frame(table: pd.DataFrame) -> pd.DataFrame:
         Columns ``claim``, ``sparsity``, ``paper``, ``ours``, ``interval``, ``seeds``,
         ``verdict``, ``cost A (T)`` and ``cost B (T)``.
     """
-    def sparsity(s: object) -> str:
-        if isinstance(s, tuple):
-            return " vs ".join(f"{v:.0%}" for v in s)
-        return "" if s is None or (isinstance(s, float) and math.isnan(s)) else f"{s:.0%}"
-
     return pd.DataFrame({
-        "claim": table["wording"], "sparsity": table["sparsity"].map(sparsity),
+        "claim": table["wording"], "sparsity": [at_sparsity(s).removeprefix(" at ")
+                                                  for s in table["sparsity"]],
         "paper": table["paper"].map(_fmt), "ours": table["mean_diff"].map(_fmt),
         "interval": [f"[{lo:+.2f}, {hi:+.2f}]" if v != NO_RECORDS else "—"
                      for lo, hi, v in zip(table["ci_low"], table["ci_high"], table["verdict"],

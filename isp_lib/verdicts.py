@@ -103,13 +103,13 @@ class Comparison:
     level: float
 
     def sentence(self) -> str:
-        """One sentence, e.g. "isp − oneshot = +1.12 points [+0.40, +1.85], 5 seeds:
+        """One sentence, e.g. "isp − oneshot at 70% = +1.12 points [+0.40, +1.85], 5 seeds:
         reproduced (claim: ISP beats one-shot)"."""
         seeds = f"{self.seeds} seed{'s' if self.seeds != 1 else ''}"
         if self.resampled == "seeds":
             seeds += " (seeds resampled only)"
         power = f", could detect {self.detectable:.2f}" if self.verdict == "inconclusive" else ""
-        return (f"{self.a} − {self.b} = {self.mean_diff:+.2f} points "
+        return (f"{self.a} − {self.b}{at_sparsity(self.sparsity)} = {self.mean_diff:+.2f} points "
                 f"[{self.ci_low:+.2f}, {self.ci_high:+.2f}], {seeds}: {self.verdict}{power} "
                 f"(claim: {self.wording})")
 
@@ -118,6 +118,19 @@ class Comparison:
 
 
 TABLE_COLUMNS = tuple(f.name for f in fields(Comparison))
+
+
+def at_sparsity(sparsity: object) -> str:
+    """" at 70%", " at 50% vs 70%" (A's, B's), or "" where the claim keeps every run.
+
+    >>> at_sparsity(0.7), at_sparsity((0.5, 0.7)), at_sparsity(None)
+    (' at 70%', ' at 50% vs 70%', '')
+    """
+    if isinstance(sparsity, tuple):
+        return " at " + " vs ".join(f"{s:.0%}" for s in sparsity)
+    if sparsity is None or (isinstance(sparsity, float) and math.isnan(sparsity)):
+        return ""
+    return f" at {sparsity:.0%}"
 
 
 def run_label(record: dict) -> str:

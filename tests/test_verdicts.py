@@ -173,7 +173,7 @@ def test_sentence():
                    mean_diff=1.123, ci_low=0.4, ci_high=1.849, seeds=5, verdict="reproduced",
                    detectable=1.0, wording="ISP beats one-shot",
                    metric="accuracy", resampled="seeds and test examples", level=0.95)
-    assert str(c) == ("isp − oneshot = +1.12 points [+0.40, +1.85], 5 seeds: reproduced "
+    assert str(c) == ("isp − oneshot at 70% = +1.12 points [+0.40, +1.85], 5 seeds: reproduced "
                       "(claim: ISP beats one-shot)")
     assert dataclasses.replace(c, verdict="inconclusive").sentence().endswith(
         "inconclusive, could detect 1.00 (claim: ISP beats one-shot)")
