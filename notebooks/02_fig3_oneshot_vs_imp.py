@@ -50,6 +50,8 @@ BF16 = None  # bf16 autocast; None: on at PROFILE "paper" on a GPU with native b
 KIT_REF = "main"  # on Colab: the branch, tag or commit of the kit to install
 
 CONFIGS = ["minilm_headline", "minilm_imp"]  # the sweeps results/<name>.yaml
+MODEL = "minilm"  # paper profile: bert-base
+DATA = "drugreview"  # paper profile: a GLUE task, e.g. rte, mrpc, sst2, qnli or mnli
 
 # %% [markdown]
 # ## Imports
@@ -94,7 +96,7 @@ paper[paper["method"].isin(["oneshot", "imp"])].pivot(
 # pretrained weights and repeats until the target, then fine-tunes the ticket once more.
 
 # %%
-recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, bf16=BF16)
+recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, model=MODEL, data=DATA, bf16=BF16)
 
 # %% [markdown]
 # ## IMP's masks against one-shot's, round by round

@@ -43,6 +43,8 @@ DEVICE = "auto"  # auto | cpu | cuda
 BF16 = None  # bf16 autocast; None: on at PROFILE "paper" on a GPU with native bf16, else off
 KIT_REF = "main"  # on Colab: the branch, tag or commit of the kit to install
 CONFIGS = ["minilm_headline", "minilm_imp"]  # the sweeps results/<name>.yaml
+MODEL = "minilm"  # paper profile: bert-base
+DATA = "drugreview"  # paper profile: a GLUE task, e.g. rte, mrpc, sst2, qnli or mnli
 
 # %% [markdown]
 # ## Imports
@@ -82,7 +84,7 @@ paper.pivot_table(index="method", columns=["dataset", "sparsity"], values="value
 # IMP at 70% and 90%. The line below says how many of their cells are recorded.
 
 # %%
-recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, bf16=BF16)
+recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, model=MODEL, data=DATA, bf16=BF16)
 
 # %% [markdown]
 # ## Accuracy and cost

@@ -43,6 +43,8 @@ BF16 = None  # bf16 autocast; None: on at PROFILE "paper" on a GPU with native b
 KIT_REF = "main"  # on Colab: the branch, tag or commit of the kit to install
 
 CONFIGS = ["minilm_ablations"]  # the sweeps results/<name>.yaml
+MODEL = "minilm"  # paper profile: bert-base
+DATA = "drugreview"  # paper profile: a GLUE task, e.g. rte, mrpc, sst2, qnli or mnli
 
 # %% [markdown]
 # ## Imports
@@ -82,8 +84,8 @@ paper.pivot_table(index=["dataset", "sparsity"], columns=["setting", "metric"], 
 # (the sweep also holds Table 5's other counts, for the next chapter).
 
 # %%
-recs = analysis.select(analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, bf16=BF16),
-                       ["isp", ABLATION])
+recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, model=MODEL, data=DATA, bf16=BF16)
+recs = analysis.select(recs, ["isp", ABLATION])
 
 # %% [markdown]
 # ## Accuracy and cost

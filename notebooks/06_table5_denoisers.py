@@ -44,6 +44,8 @@ DEVICE = "auto"  # auto | cpu | cuda
 BF16 = None  # bf16 autocast; None: on at PROFILE "paper" on a GPU with native bf16, else off
 KIT_REF = "main"  # on Colab: the branch, tag or commit of the kit to install
 CONFIGS = ["minilm_ablations"]  # the sweeps results/<name>.yaml
+MODEL = "minilm"  # paper profile: bert-base
+DATA = "drugreview"  # paper profile: a GLUE task, e.g. rte, mrpc, sst2, qnli or mnli
 
 # %% [markdown]
 # ## Imports
@@ -83,7 +85,7 @@ paper.set_index("N")[["dataset", "sparsity", "value"]].T
 # setting run the profile's default N (read from each run's hyperparameters below).
 
 # %%
-recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, bf16=BF16)
+recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, model=MODEL, data=DATA, bf16=BF16)
 
 # %% [markdown]
 # ## Accuracy and cost

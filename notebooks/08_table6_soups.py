@@ -50,6 +50,8 @@ KIT_REF = "main"  # on Colab: the branch, tag or commit of the kit to install
 IMS_COST_MAX = 1.5  # "about one fine-tune": the most budgets T that IMS may cost
 METHODS = ["dense", "uniform-soup (ingredients=4)", "greedy-soup (ingredients=4)", "ims"]
 CONFIGS = ["minilm_headline", "minilm_soups"]  # the sweeps results/<name>.yaml
+MODEL = "minilm"  # paper profile: bert-base
+DATA = "drugreview"  # paper profile: a GLUE task, e.g. rte, mrpc, sst2, qnli or mnli
 
 # %% [markdown]
 # ## Imports
@@ -86,7 +88,8 @@ paper.pivot_table(index=["method", "metric"], columns="dataset", values="value")
 # dense models.
 
 # %%
-recs = analysis.select(analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, bf16=BF16), METHODS)
+recs = analysis.load(CONFIGS, PROFILE, RECOMPUTE, DEVICE, model=MODEL, data=DATA, bf16=BF16)
+recs = analysis.select(recs, METHODS)
 
 # %% [markdown]
 # ## Accuracy and cost
