@@ -25,7 +25,10 @@ Verdicts, with ``lo, hi`` the interval and ``m >= 0`` the claim's margin (points
 - *inconclusive* otherwise, and always with a single shared seed (its interval cannot show
   seed-to-seed variation);
 - :data:`SMOKE_VERDICT` whenever every compared run is of the ``smoke`` profile (the table,
-  interval and figure are still computed: they check the machinery).
+  interval and figure are still computed: they check the machinery);
+- :data:`COLLAPSED_VERDICT` whenever every compared run of both arms predicts a single class
+  (its ``test_confusion``): two majority-class classifiers agree whatever their weights, so
+  their difference is no evidence about the methods.
 
 Identical runs give the interval (0, 0): *inconclusive* for ``beats`` and ``at least`` with
 m = 0, *reproduced* for ``matches``.
@@ -47,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from isp_lib.predictions import decode_predictions, labels_sha256
+from isp_lib.predictions import decode_predictions, labels_sha256, predicted_classes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -56,8 +59,12 @@ CLAIMS = ("beats", "at least", "matches")
 #: The verdict of every claim on runs of the ``smoke`` profile: tiny random models check the
 #: machinery, their differences are no evidence about the paper.
 SMOKE_VERDICT = "— (smoke: machinery check, no verdict)"
+#: The verdict of a claim whose runs all predict one class, in both arms (see the module's
+#: docstring).
+COLLAPSED_VERDICT = "no evidence (both arms predict one class)"
 VERDICT_COLOURS = {"reproduced": "#1b7837", "contradicted": "#b2182b",
-                   "inconclusive": "#777777", SMOKE_VERDICT: "#4a7ab7"}
+                   "inconclusive": "#777777", SMOKE_VERDICT: "#4a7ab7",
+                   COLLAPSED_VERDICT: "#c9a227"}
 _POWER_Z = NormalDist().inv_cdf(0.8)  # 80% power
 _CLAIM_KEYS = ("a", "b", "claim", "margin", "sparsity", "wording")
 _CHUNK = 4_000_000  # values per block of drawn example indices (regression)
@@ -228,6 +235,7 @@ def compare(records: Sequence[dict], a: str, b: str, claim: str = "beats", margi
         claim=claim, margin=float(margin), mean_diff=float(per_seed.mean()), ci_low=lo,
         ci_high=hi, seeds=k,
         verdict=SMOKE_VERDICT if all(r["config"].get("profile") == "smoke" for r in runs)
+        else COLLAPSED_VERDICT if all(_collapsed(r) for r in runs)
         else _verdict(claim, float(margin), lo, hi, k),
         detectable=(hi - lo) / 2 * (z + _POWER_Z) / z,
         wording=wording or _wording(a, b, claim, float(margin)), metric=metric,
@@ -372,6 +380,11 @@ def _arm(records: Sequence[dict], label: str, sparsity: float | None) -> dict[in
 def _one_sparsity(arm: dict[int, dict], seeds: list[int]) -> float | None:
     found = {float(arm[s]["target_sparsity"]) for s in seeds}
     return found.pop() if len(found) == 1 else None
+
+
+def _collapsed(record: dict) -> bool:
+    conf = record.get("test_confusion")
+    return bool(conf) and predicted_classes(conf) == 1
 
 
 def _verdict(claim: str, margin: float, lo: float, hi: float, seeds: int) -> str:

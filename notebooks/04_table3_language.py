@@ -109,7 +109,8 @@ analysis.show(analysis.summary(recs))
 # WNLI, is one where fine-tuned BERT is known to stay at the majority class of the development
 # set even dense, and the paper's ISP number there (the table above) is no higher than that
 # share. So the collapse at 90% contradicts no number of the paper, and it leaves our 90%
-# comparisons without evidence either way: read their verdicts below with this table.
+# comparisons without evidence either way: a claim whose runs all predict one class, in both
+# arms, gets the verdict *no evidence* below.
 
 # %%
 analysis.show(health(recs))

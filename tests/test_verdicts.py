@@ -11,7 +11,13 @@ import pytest
 from isp_lib.predictions import encode_predictions, labels_sha256
 from isp_lib.report import compare, compare_table, plot_comparisons
 from isp_lib.report import test_labels as load_test_labels
-from isp_lib.verdicts import SMOKE_VERDICT, TABLE_COLUMNS, Comparison, run_label
+from isp_lib.verdicts import (
+    COLLAPSED_VERDICT,
+    SMOKE_VERDICT,
+    TABLE_COLUMNS,
+    Comparison,
+    run_label,
+)
 
 
 def record(method: str, seed: int, pred: np.ndarray, gold: np.ndarray,
@@ -237,3 +243,17 @@ def test_smoke_runs_get_no_verdict_but_the_same_interval():
 
     table = compare_table(smoke, [("isp", "oneshot", "beats", 0.0)], gold)
     plt.close(plot_comparisons(table).figure)  # the smoke verdict has a colour
+
+
+def test_two_collapsed_arms_give_no_evidence_one_collapsed_arm_a_verdict():
+    gold = np.random.default_rng(5).integers(0, 2, 1000)
+    one_class = np.ones_like(gold)
+    confusion = [[0, int((gold == 0).sum())], [0, int((gold == 1).sum())]]
+    collapsed = [{**record(m, s, one_class, gold), "test_confusion": confusion}
+                 for m in ("isp", "oneshot") for s in range(5)]
+    both = compare(collapsed, "isp", "oneshot", "at least", 0.5, labels=gold)
+    assert both.verdict == COLLAPSED_VERDICT and (both.ci_low, both.ci_high) == (0.0, 0.0)
+    healthy = [{**record("oneshot", s, gold, gold), "test_confusion": [[1, 0], [0, 1]]}
+               for s in range(5)]
+    one = compare(collapsed[:5] + healthy, "isp", "oneshot", "at least", 0.5, labels=gold)
+    assert one.verdict == "contradicted"
