@@ -13,6 +13,7 @@ import yaml
 
 import isp_lib
 from isp_lib import analysis, kit
+from isp_lib import records as rec
 from isp_lib import runs as runs_mod
 from isp_lib.errors import UserError
 
@@ -56,9 +57,8 @@ def test_status_line_names_the_located_configs(tmp_path, monkeypatch):
 
 def test_bf16_cells_are_other_cells_than_the_committed_records():
     path = kit.results_dir() / f"{SWEEP}.yaml"
-    kwargs = {"profile": "cpu", "model": None, "data": None, "seeds": None}
-    got, cells, missing = analysis._load_bf16(path, False, "cpu", False, kwargs)
-    assert got == [] and cells == missing > 0
+    assert rec.load_or_run(path, bf16=True, missing="skip") == []
+    assert len(rec.missing_cells(path, [], bf16=True)) == len(rec.load_sweep(path).cells) > 0
 
 
 def test_bf16_is_automatic_only_at_the_paper_profile_on_native_bf16(monkeypatch):
