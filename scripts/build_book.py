@@ -4,7 +4,8 @@ One executor: papermill runs each committed ``notebooks/*.ipynb`` (no outputs in
 chosen profile into a staging copy of the book under ``_build/src``; Jupyter Book's own
 execution is off. A cell error or timeout fails the build and names the notebook and cell.
 
-Each chapter's start and end (with its wall time) are printed as they happen. A cell has no
+Each chapter's start and end (with its wall time) are printed as they happen, and between
+them what its kernel writes to stderr: the progress lines of the runs it trains. A cell has no
 time limit at the ``cpu`` and ``paper`` profiles (a chapter may train for hours) and
 :data:`SMOKE_TIMEOUT_S` at ``smoke``; ``--timeout`` overrides both.
 
@@ -98,6 +99,7 @@ def execute(chapter: str, profile: str, timeout: int | None, cwd: Path) -> float
         papermill.execute_notebook(
             str(src), str(dst), parameters={"PROFILE": profile}, cwd=str(cwd),
             kernel_name="python3", execution_timeout=timeout, progress_bar=False,
+            stderr_file=sys.stderr,  # the runs' progress lines (isp_lib.progress), as they come
         )
     except papermill.PapermillExecutionError as exc:
         sys.exit(f"build_book: {chapter}.ipynb failed in cell {exc.exec_count} after "
