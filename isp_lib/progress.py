@@ -7,8 +7,9 @@ every ``interval`` seconds and at least every ``interval`` seconds of stepping::
     isp round 2: step 120/399 (30%), 1.2 it/s, ETA 3m52s
 
 The interval is shared by every loop of the process, so a log gets one line per interval
-however short the loops are. In a Jupyter kernel (the book's chapters) neither is shown, as
-with tqdm's ``disable=None`` before: a chapter's outputs stay what the book shows.
+however short the loops are. In a Jupyter kernel (the book's chapters) the lines go to the
+kernel process's own stderr (``sys.__stderr__``: the output of ``make book``, which started
+the kernel), not into the notebook: a chapter's outputs stay what the book shows.
 """
 
 from __future__ import annotations
@@ -86,14 +87,16 @@ class ProgressLog:
         """
         stream = sys.stderr if self.stream is None else self.stream
         total = start + n if total is None else total
-        if stream.isatty():
+        if _in_kernel(stream):
+            stream = sys.__stderr__
+            if stream is None:
+                yield from range(n)
+                return
+        elif stream.isatty():
             with tqdm(total=total, initial=start, desc=label, leave=False, file=stream) as bar:
                 for i in range(n):
                     yield i
                     bar.update()
-            return
-        if _in_kernel(stream):
-            yield from range(n)
             return
         began = self.clock()
         for i in range(n):

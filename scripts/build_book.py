@@ -5,9 +5,10 @@ chosen profile into a staging copy of the book under ``_build/src``; Jupyter Boo
 execution is off. A cell error or timeout fails the build and names the notebook and cell.
 
 Each chapter's start and end (with its wall time) are printed as they happen, and between
-them what its kernel writes to stderr: the progress lines of the runs it trains. A cell has no
-time limit at the ``cpu`` and ``paper`` profiles (a chapter may train for hours) and
-:data:`SMOKE_TIMEOUT_S` at ``smoke``; ``--timeout`` overrides both.
+them the progress lines of the runs it trains (``isp_lib.progress`` writes them to the kernel
+process's stderr, which is this script's). A cell has no time limit at the ``cpu`` and
+``paper`` profiles (a chapter may train for hours) and :data:`SMOKE_TIMEOUT_S` at ``smoke``;
+``--timeout`` overrides both.
 
 The kernels run in one temporary folder outside the repository, as on Colab, so a chapter
 that depends on the working directory fails here; ``--cwd-repo`` runs them in the repository
@@ -99,7 +100,6 @@ def execute(chapter: str, profile: str, timeout: int | None, cwd: Path) -> float
         papermill.execute_notebook(
             str(src), str(dst), parameters={"PROFILE": profile}, cwd=str(cwd),
             kernel_name="python3", execution_timeout=timeout, progress_bar=False,
-            stderr_file=sys.stderr,  # the runs' progress lines (isp_lib.progress), as they come
         )
     except papermill.PapermillExecutionError as exc:
         sys.exit(f"build_book: {chapter}.ipynb failed in cell {exc.exec_count} after "

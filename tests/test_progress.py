@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import sys
 
 import pytest
 
@@ -65,15 +66,20 @@ def test_the_interval_spans_loops():
     assert len(log.getvalue().splitlines()) == 24 // 10
 
 
-def test_a_terminal_gets_a_bar_and_a_kernel_nothing():
-    clock, term, kernel = FakeClock(), Terminal(), KernelStream()
+def test_a_terminal_gets_a_bar_and_a_kernel_lines_on_its_process_stderr(monkeypatch):
+    clock, term, kernel, process = FakeClock(), Terminal(), KernelStream(), io.StringIO()
+    monkeypatch.setattr(sys, "__stderr__", process)
     for stream in (term, kernel):
         progress = ProgressLog(interval=0.0, stream=stream, clock=clock)
         assert list(progress.steps(5, "finetune", start=3, total=20)) == list(range(5))
         clock.now += 60
     assert "finetune" in term.getvalue() and "3/20" in term.getvalue()  # tqdm draws once
     assert not LINE.search(term.getvalue().replace("\r", "\n"))
-    assert kernel.getvalue() == ""
+    assert kernel.getvalue() == ""  # the notebook's outputs stay clean
+    lines = process.getvalue().splitlines()  # make book's output gets the lines
+    assert lines and lines[-1].startswith("finetune: step 8/20 (40%)")
+    monkeypatch.setattr(sys, "__stderr__", None)
+    assert list(ProgressLog(0.0, kernel, clock).steps(2, "finetune")) == [0, 1]
 
 
 @pytest.mark.parametrize("seconds,text", [(0, "0s"), (59.4, "59s"), (60, "1m00s"),
