@@ -4,7 +4,9 @@ Counts follow ``torch.utils.flop_counter``'s formulas: matrix products, convolut
 attention; elementwise ops, softmax, normalisation and the optimizer count zero.
 
 * Training: masked training computes dense (pruned weights are zeros in dense tensors), so a
-  run costs the FLOPs of one dense training step (forward, loss, backward) times its steps.
+  run costs the FLOPs of one dense training step (forward, loss, backward) times its steps;
+  a calibration step (ledger phase ``calib``: Wanda, SparseGPT) is one dense forward, and
+  FLOPs a method records as ``solve_flops`` (SparseGPT's Hessians and reconstructions) add on.
 * Inference of a pruned model: the FLOPs of the products against each prunable weight scale
   with that weight's density (what a sparse kernel computes); all other FLOPs (attention
   scores, embeddings, the head) stay.
@@ -30,6 +32,7 @@ from torch.utils.flop_counter import (
     sdpa_flop_count,
 )
 
+from isp_lib.calibration import CALIB_PHASE
 from isp_lib.train import task_loss
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -164,16 +167,21 @@ def record_flops(record: Mapping, profile: FlopProfile) -> dict[str, float]:
     """Training and inference FLOPs of a result record (see ``isp_lib.runs``).
 
     Args:
-        record: a result record: ``ledger.steps`` (or ``train_steps``) optimizer steps over
-            every phase, and ``actual_sparsity`` over the prunable scope.
+        record: a result record: ``ledger.steps`` (or ``train_steps``) steps over every phase,
+            of which the ``calib`` phase's are forwards only, ``progress.solve_flops`` if any,
+            and ``actual_sparsity`` over the prunable scope.
         profile: :func:`count_flops` of the record's model on a batch of its training batch
             shape; one density for every prunable weight is exact when each prunable weight
             is applied to the same number of positions (BERT and ViT blocks).
 
     Returns:
-        ``{"train": per-step FLOPs x steps, "inference": pruned forward FLOPs per batch}``.
+        ``{"train": per-step FLOPs x training steps + forward FLOPs x calibration steps +
+        solve FLOPs, "inference": pruned forward FLOPs per batch}``.
     """
     ledger = record.get("ledger")
     steps = ledger["steps"] if ledger else record["train_steps"]
+    forwards = (ledger.get("phases") or {}).get(CALIB_PHASE, {}).get("steps", 0) if ledger else 0
+    solve = float((record.get("progress") or {}).get("solve_flops", 0.0))
+    train = profile.train_step * (steps - forwards) + profile.forward * forwards + solve
     density = 1.0 - float(record["actual_sparsity"])
-    return {"train": float(profile.train_step * steps), "inference": profile.inference(density)}
+    return {"train": float(train), "inference": profile.inference(density)}

@@ -3,7 +3,10 @@
 A dataclass field declares its range with :func:`ranged`; its type is its annotation (``int``,
 ``float``, ``bool`` or ``tuple[float, ...]``). :func:`cast_setting` turns a ``--set`` value into
 that type, :func:`check_fields` checks every ranged field of an instance, and :func:`describe`
-says in a few words what a field takes (for ``isp list``).
+says in a few words what a field takes (for ``isp list``). A string field takes one of some
+names (:func:`one_of`) or what a check accepts (:func:`checked`). An option added to a method
+after records were made with it is declared :func:`added_later` and left out of the resolved
+configuration at its default (:func:`resolved_fields`), so that older config hashes hold.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import dataclasses
 import math
 import numbers
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +106,61 @@ def one_of(choices: tuple[str, ...], default: str) -> Any:
     return dataclasses.field(default=default, metadata={"choices": tuple(choices)})
 
 
+def checked(check: Callable[[str], object], words: str, default: str, example: str) -> Any:
+    """A dataclass field (a ``str``) whose value ``check`` accepts.
+
+    Args:
+        check: raises ``ValueError`` saying why for a value it refuses.
+        words: what the field takes, for ``isp list`` and messages (``"none or N:M ..."``).
+        default: the field's default (``check`` accepts it).
+        example: a valid value for messages.
+
+    Returns:
+        A :func:`dataclasses.field` carrying the check in its metadata.
+    """
+    return dataclasses.field(default=default, metadata={"check": check, "words": words,
+                                                        "example": example})
+
+
+def added_later(f: Any) -> Any:
+    """Mark a method option added after records were made with that method.
+
+    At its default such an option must reproduce the computation made before it existed;
+    :func:`resolved_fields` then leaves it out of the resolved configuration, so the config
+    hashes of the cells recorded before it (``results/*.jsonl``) stay valid. Set to anything
+    else, it enters the configuration like any option.
+
+    Args:
+        f: the option's field (from :func:`ranged`, :func:`one_of` or :func:`checked`).
+
+    Returns:
+        The same field, marked.
+    """
+    return dataclasses.field(default=f.default, metadata={**f.metadata, "added_later": True})
+
+
+def resolved_fields(obj: Any) -> dict[str, Any]:
+    """A method's options as they enter the resolved configuration (and so the config hash).
+
+    Args:
+        obj: a dataclass instance.
+
+    Returns:
+        :func:`dataclasses.asdict` of ``obj`` without the fields marked :func:`added_later`
+        that are at their default.
+
+    >>> @dataclass
+    ... class Opts:
+    ...     rate: float = 0.1
+    ...     pattern: str = added_later(dataclasses.field(default="none"))
+    >>> resolved_fields(Opts()), resolved_fields(Opts(pattern="2:4"))
+    ({'rate': 0.1}, {'rate': 0.1, 'pattern': '2:4'})
+    """
+    values = dataclasses.asdict(obj)
+    return {f.name: values[f.name] for f in dataclasses.fields(obj)
+            if not (f.metadata.get("added_later") and values[f.name] == f.default)}
+
+
 def field_type(f: dataclasses.Field) -> Any:
     """A field's annotation as a type (resolving a postponed string annotation).
 
@@ -128,6 +187,8 @@ def describe(f: dataclasses.Field) -> str:
     """
     if "choices" in f.metadata:
         return f"one of {', '.join(f.metadata['choices'])}"
+    if "check" in f.metadata:
+        return f.metadata["words"]
     typ = field_type(f)
     rng = f.metadata.get("range", Range())
     if typing.get_origin(typ) is tuple:
@@ -184,6 +245,13 @@ def check_fields(obj: Any, what: str) -> None:
         if choices is not None and getattr(obj, f.name) not in choices:
             raise UserError(f"{what} {f.name}={getattr(obj, f.name)!r} is not valid: use one of "
                             f"{', '.join(choices)}, e.g. --set {f.name}={choices[0]}")
+        check = f.metadata.get("check")
+        if check is not None:
+            try:
+                check(getattr(obj, f.name))
+            except ValueError as exc:
+                raise UserError(f"{what} {f.name}={getattr(obj, f.name)!r} is not valid ({exc}): "
+                                f"use {_fix(f)}") from None
         if "range" not in f.metadata:
             continue
         typ, value = field_type(f), getattr(obj, f.name)
@@ -236,6 +304,8 @@ def _fix(f: dataclasses.Field) -> str:
     """What to pass instead: e.g. ``a number in (0, 1], e.g. --set mask_budget_frac=0.1``."""
     if "choices" in f.metadata:
         return f"one of {', '.join(f.metadata['choices'])}"
+    if "check" in f.metadata:
+        return f"{f.metadata['words']}, e.g. --set {f.name}={_example(f)}"
     typ = field_type(f)
     rng = f.metadata.get("range", Range())
     if typ is bool:

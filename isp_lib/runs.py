@@ -57,6 +57,7 @@ from isp_lib.methods.base import option_names, parse_options
 from isp_lib.models import build_model, model_family
 from isp_lib.predictions import confusion, encode_predictions, labels_sha256
 from isp_lib.profiles import Hparams, get_profile
+from isp_lib.ranges import resolved_fields
 from isp_lib.train import predict, score
 
 RESULT_FIELDS = (
@@ -198,7 +199,8 @@ def _canonical(value: Any) -> Any:
 def resolved_config(cfg: RunConfig) -> dict[str, Any]:
     """What a run computes from: registry names, the profile's data scale (caps, validation
     share, text length), sparsity, seed, the resolved hyperparameters and method options
-    (defaults and overrides applied, numbers normalised), the sources, bf16 and
+    (defaults and overrides applied, numbers normalised; options added later left out at their
+    default, see :func:`~isp_lib.ranges.added_later`), the sources, bf16 and
     :data:`NUMERICS`. The config hash is the hash of this; records keep it as ``resolved``.
 
     Raises:
@@ -211,7 +213,7 @@ def resolved_config(cfg: RunConfig) -> dict[str, Any]:
     return _canonical({
         "numerics": NUMERICS, "method": cfg.method, "model": cfg.model, "data": cfg.data,
         "profile": cfg.profile, "scale": scale, "sparsity": cfg.sparsity, "seed": cfg.seed,
-        "hparams": asdict(res.hparams), "options": asdict(res.options),
+        "hparams": asdict(res.hparams), "options": resolved_fields(res.options),
         "model_source": cfg.model_source, "data_source": cfg.data_source, "bf16": cfg.bf16,
     })
 

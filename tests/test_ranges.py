@@ -99,6 +99,10 @@ def test_every_numeric_setting_declares_a_range(owner: str, f: dataclasses.Field
     if typ is bool:
         assert "range" not in f.metadata and describe(f) == "bool"
         return
+    if typ is str and "check" in f.metadata:  # a checked string (an N:M pattern) says what it takes
+        f.metadata["check"](f.default)
+        assert describe(f) == f.metadata["words"]
+        return
     if typ is str:  # a choice among names declares them
         assert f.default in f.metadata["choices"] and describe(f).startswith("one of ")
         return

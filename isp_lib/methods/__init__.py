@@ -17,12 +17,14 @@ from isp_lib.methods.oneshot import OneShot
 from isp_lib.methods.progressive import Progressive
 from isp_lib.methods.random_prune import RandomPruning
 from isp_lib.methods.snip import SNIP
+from isp_lib.methods.sparsegpt import SparseGPT
 from isp_lib.methods.uniform_soup import UniformSoup
+from isp_lib.methods.wanda import Wanda
 
 METHODS: dict[str, type[Method]] = {
     cls.name: cls for cls in (
-        Dense, RandomPruning, OneShot, SNIP, GraSP, Progressive, EarlyBird, IMP, LTHRewind,
-        LotteryPools, ISP, UniformSoup, GreedySoup, IMS,
+        Dense, RandomPruning, OneShot, SNIP, GraSP, Wanda, SparseGPT, Progressive, EarlyBird, IMP,
+        LTHRewind, LotteryPools, ISP, UniformSoup, GreedySoup, IMS,
     )
 }
 

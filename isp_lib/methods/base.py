@@ -7,12 +7,24 @@ from typing import Any, ClassVar
 
 from isp_lib.context import RunContext
 from isp_lib.errors import UserError
-from isp_lib.ranges import cast_setting, check_fields
+from isp_lib.patterns import pattern_of, pattern_option
+from isp_lib.ranges import added_later, cast_setting, check_fields
 
 
 @dataclasses.dataclass(frozen=True)
 class NoOptions:
     """A method without options of its own."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PatternOptions:
+    """Attributes:
+    pattern: ``none`` (unstructured) or ``N:M``: exactly N of every M consecutive weights along
+        each weight's channel axis are kept (:mod:`isp_lib.patterns`); needs ``--sparsity``
+        1 - N/M. Added after the first records: left out of the config hash while ``none``.
+    """
+
+    pattern: str = added_later(pattern_option())
 
 
 @dataclasses.dataclass
@@ -52,10 +64,14 @@ class Method:
         """
 
     def validate(self, sparsity: float, opts: Any) -> None:
-        """Refuse a dense method's nonzero sparsity and out-of-range options; run :meth:`check`."""
+        """Refuse a dense method's nonzero sparsity, out-of-range options and a sparsity other
+        than that of an N:M ``pattern`` option; run :meth:`check`."""
         if not self.prunes and sparsity != 0.0:
             raise UserError(f"method '{self.name}' gives a dense model: pass --sparsity 0")
         check_options(opts)
+        pattern = pattern_of(opts)
+        if pattern is not None:
+            pattern.check_sparsity(sparsity)
         self.check(sparsity, opts)
 
 

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from isp_lib.context import RunContext
-from isp_lib.masks import Mask, global_magnitude_prune, magnitude_prune_to
+from isp_lib.masks import Mask, global_magnitude_prune, magnitude_prune_to, magnitudes
+from isp_lib.patterns import NMPattern, project
 from isp_lib.seeds import stream_rng
 
 
@@ -59,6 +60,7 @@ def merge_denoised(
     target: float,
     adjust_gap: float,
     force_adjust: bool,
+    pattern: NMPattern | None = None,
 ) -> tuple[Mask, DenoiseReport]:
     """The mask logic of Alg. 2, a function of tensors only.
 
@@ -67,6 +69,11 @@ def merge_denoised(
     is removed only if every mask removes it. If the union's sparsity is within ``adjust_gap``
     of ``target`` (or beyond it, or ``force_adjust``), the main weights are pruned straight to
     the exact ``target`` instead.
+
+    With an N:M ``pattern`` the union is projected back onto it (:func:`~isp_lib.patterns.project`):
+    within each group the union's kept weights rank first, then the other weights ``mask``
+    keeps, each by the main weights' magnitude; a group keeps the union's weights, topped up to
+    N where the union keeps fewer, and the adjustment keeps exactly the first N.
 
     ``lookahead_weights`` is consumed one item at a time and nothing of an item is kept but its
     mask, so a lazy iterable (as :func:`denoised_prune` passes) holds one look-ahead's weights
@@ -80,9 +87,11 @@ def merge_denoised(
         target: the target sparsity.
         adjust_gap: the one-shot adjustment threshold, in sparsity (0.05 = 5 points).
         force_adjust: prune to the exact target regardless of the gap.
+        pattern: an N:M pattern (``mask`` keeps at least N per group), or None.
 
     Returns:
-        The new mask (a subset of ``mask``) and a :class:`DenoiseReport`.
+        The new mask (a subset of ``mask``) and a :class:`DenoiseReport`; its
+        ``union_sparsity`` is the union's before any projection.
     """
     union = global_magnitude_prune(main_weights, mask, rate)
     own = union.sparsity()
@@ -92,8 +101,15 @@ def merge_denoised(
         look.append(mask_n.sparsity())
         union = union.union(mask_n)
     union_sparsity = union.sparsity()
-    adjusted = force_adjust or union_sparsity >= target - adjust_gap
-    new = magnitude_prune_to(main_weights, mask, target) if adjusted else union
+    if pattern is not None:
+        union = project(magnitudes(main_weights, mask), mask, union, pattern, exact=False)
+    adjusted = force_adjust or union.sparsity() >= target - adjust_gap
+    if not adjusted:
+        new = union
+    elif pattern is None:
+        new = magnitude_prune_to(main_weights, mask, target)
+    else:
+        new = project(magnitudes(main_weights, mask), mask, union, pattern, exact=True)
     return new, DenoiseReport(own, look, union_sparsity, adjusted, new.sparsity())
 
 
@@ -142,6 +158,7 @@ def denoised_prune(
     round_idx: int,
     force_adjust: bool,
     adjust_gap: float,
+    pattern: NMPattern | None = None,
 ) -> tuple[Mask, DenoiseReport]:
     """Alg. 2 on the run: train the look-aheads (:func:`lookaheads`) and merge their masks with
     the main model's (:func:`merge_denoised`) towards ``ctx.sparsity``.
@@ -156,10 +173,11 @@ def denoised_prune(
         round_idx: ISP round, for the look-aheads' random streams.
         force_adjust: prune to the exact target regardless of the gap.
         adjust_gap: the one-shot adjustment threshold, in sparsity (0.05 = 5 points).
+        pattern: an N:M pattern, or None (see :func:`merge_denoised`).
 
     Returns:
         The new mask (a subset of ``ctx.mask``) and a :class:`DenoiseReport`.
     """
     looks = lookaheads(ctx, scratch, protocols, round_idx) if protocols else ()
     return merge_denoised(ctx.params, looks, ctx.mask, rate, ctx.sparsity, adjust_gap,
-                          force_adjust)
+                          force_adjust, pattern)

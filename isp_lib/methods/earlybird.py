@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from isp_lib.context import RunContext
-from isp_lib.masks import Mask, magnitude_prune_to
+from isp_lib.masks import Mask
 from isp_lib.methods.base import Method
-from isp_lib.ranges import ranged
+from isp_lib.patterns import magnitude_to, pattern_of, pattern_option
+from isp_lib.ranges import added_later, ranged
 
 
 def hamming_distance(a: Mask, b: Mask) -> float:
@@ -36,12 +37,15 @@ class EarlyBirdOptions:
     threshold: normalised Hamming distance threshold (reference: 0.1).
     rewind: fine-tune the ticket from the pretrained weights (True) or from the weights
         where it was drawn (False).
+    pattern: ``none`` or ``N:M``: every drawn mask keeps the N largest weights of each group
+        (:mod:`isp_lib.patterns`); left out of the config hash while ``none``.
     """
 
     interval_frac: float = ranged("> 0", 0.2)
     window: int = ranged(">= 1", 5)
     threshold: float = ranged("(0, 1]", 0.1)
     rewind: bool = True
+    pattern: str = added_later(pattern_option())
 
 
 @dataclass
@@ -80,10 +84,11 @@ class EarlyBird(Method):
         dists = state.distances
         prev = ctx.stash.get("prev_mask")
         dense = Mask.ones_like(ctx.params)
+        pattern = pattern_of(opts, ctx.params)
         while trainer.step_count < ctx.budget:
             trainer.train(min(interval, ctx.budget - trainer.step_count), "train",
                           desc="earlybird search", end=ctx.budget)
-            mask = magnitude_prune_to(ctx.params, dense, ctx.sparsity)
+            mask = magnitude_to(ctx.params, dense, ctx.sparsity, pattern)
             if prev is not None:
                 dists.append(hamming_distance(Mask(prev), mask))
             prev = {n: m.clone() for n, m in mask.items()}

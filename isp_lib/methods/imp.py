@@ -5,14 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from isp_lib.context import RunContext
-from isp_lib.masks import (
-    Mask,
-    cosine_similarity,
-    global_magnitude_prune,
-    magnitude_prune_to,
-    rounds_to_reach,
-)
-from isp_lib.methods.base import Method
+from isp_lib.masks import Mask, cosine_similarity, magnitude_prune_to, rounds_to_reach
+from isp_lib.methods.base import Method, PatternOptions
+from isp_lib.patterns import magnitude_step, magnitude_to, pattern_of
 
 
 @dataclass
@@ -37,11 +32,14 @@ class IMP(Method):
 
     ``IMPState.trace`` records, per round, the mask's sparsity and its cosine similarity to
     the one-shot magnitude mask of the pretrained weights at the same sparsity (paper Fig. 3),
-    of the kept and of the pruned indicators.
+    of the kept and of the pruned indicators. With an N:M ``pattern`` the rounds keep at least
+    N per group and the last exactly N (:mod:`isp_lib.patterns`); the trace still compares
+    with the unstructured one-shot mask.
     """
 
     name = "imp"
     summary = "IMP/LTH: R full fine-tunes, prune s each, rewind to the pretrained weights"
+    Options = PatternOptions
 
     def rewind_step(self, ctx: RunContext, opts: object) -> int:
         """The step whose weights every round restarts from (0: the pretrained weights)."""
@@ -62,6 +60,7 @@ class IMP(Method):
         state = ctx.resume(IMPState)
         rounds = rounds_to_reach(ctx.sparsity, ctx.hp.rate)
         rewind = self.rewind_step(ctx, opts)
+        pattern = pattern_of(opts, ctx.params)
         if "init" not in ctx.stash:
             ctx.snapshot("init")
             ctx.save()
@@ -75,9 +74,9 @@ class IMP(Method):
             ctx.train_until(trainer, ctx.budget, "train", desc=f"imp round {r + 1}/{rounds}")
             self.after_round(ctx, opts, r, rounds)
             if r == rounds - 1:
-                mask = magnitude_prune_to(ctx.params, ctx.mask, ctx.sparsity)
+                mask = magnitude_to(ctx.params, ctx.mask, ctx.sparsity, pattern)
             else:
-                mask = global_magnitude_prune(ctx.params, ctx.mask, ctx.hp.rate)
+                mask = magnitude_step(ctx.params, ctx.mask, ctx.hp.rate, pattern)
             state.trace.append(self.compare_to_oneshot(ctx, mask, r))
             ctx.mask = mask
             ctx.restore("rewind" if rewind else "init")

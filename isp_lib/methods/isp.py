@@ -7,10 +7,10 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from isp_lib.context import RunContext
-from isp_lib.masks import target_count
 from isp_lib.methods.base import Method
 from isp_lib.methods.denoise import Protocol, denoised_prune
-from isp_lib.ranges import ranged
+from isp_lib.patterns import pattern_of, pattern_option, reached
+from isp_lib.ranges import added_later, ranged
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,10 @@ class ISPOptions:
         the mask budget to reach the target at a constant rate, so that a short budget does
         not end in one large jump to the target. A kit option (default True); the paper's
         fixed s is False.
+    pattern: ``none`` or ``N:M`` (:mod:`isp_lib.patterns`): each round's union of look-ahead
+        masks is projected back onto the pattern (:func:`~isp_lib.methods.denoise.merge_denoised`),
+        keeping at least N per group, and the adjustment exactly N. Left out of the config
+        hash while ``none``.
 
     The kit's defaults (``fit_rate=True``, ``mask_budget_frac=0.1``) were chosen on
     validation accuracy by ``results/isp_defaults_cnn.yaml``: the paper's schedule ends in a
@@ -42,6 +46,7 @@ class ISPOptions:
     lookahead_wds: tuple[float, ...] = ranged(">= 0", (0.0, 0.01, 0.1, 0.001, 0.05))
     mask_budget_frac: float = ranged("(0, 1]", 0.1)
     fit_rate: bool = True
+    pattern: str = added_later(pattern_option())
 
 
 @dataclass
@@ -94,6 +99,7 @@ class ISP(Method):
         state = ctx.resume(ISPState)
         state.lookaheads = [asdict(p) for p in protocols]
         main = ctx.make_trainer("main")
+        pattern = pattern_of(opts, ctx.params)
 
         def round_steps(k: int) -> int:
             return max(1, math.ceil(t * (k + 1) * spe))
@@ -105,7 +111,7 @@ class ISP(Method):
                 done, k, n = done + round_steps(k), k + 1, n + 1
             return n
 
-        while target_count(ctx.mask, ctx.sparsity) > 0:
+        while not reached(ctx.mask, ctx.sparsity, pattern):
             i = state.round
             steps = round_steps(i)
             last = main.step_count + steps + round_steps(i + 1) > mask_budget
@@ -114,8 +120,8 @@ class ISP(Method):
                 rate = max(rate, fitted_rate(ctx.mask.sparsity(), ctx.sparsity,
                                              rounds_left(i, main.step_count)))
             main.train(steps, "train", desc=f"isp round {i + 1}")
-            mask, report = denoised_prune(ctx, scratch, protocols, rate, i,
-                                          force_adjust=last, adjust_gap=ctx.hp.adjust_gap)
+            mask, report = denoised_prune(ctx, scratch, protocols, rate, i, force_adjust=last,
+                                          adjust_gap=ctx.hp.adjust_gap, pattern=pattern)
             ctx.set_mask(mask, main)
             state.trace.append({"round": i, "main_steps": main.step_count, "rate": rate,
                                 **asdict(report)})

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 from isp_lib.context import RunContext
 from isp_lib.errors import UserError
-from isp_lib.masks import Mask, magnitude_prune_to
+from isp_lib.masks import Mask
 from isp_lib.methods.imp import IMP, IMPState
-from isp_lib.ranges import ranged
+from isp_lib.patterns import magnitude_to, pattern_of, pattern_option
+from isp_lib.ranges import added_later, ranged
 from isp_lib.soups import best_interpolation
 
 
@@ -18,10 +19,13 @@ class LotteryPoolsOptions:
     pool_size: how many of IMP's intermediate tickets (the nearest to the target sparsity)
         join the pool; 0 takes all of them.
     alphas: interpolation coefficients tried per ticket (0 always competes too).
+    pattern: ``none`` or ``N:M``, for IMP's rounds and the re-prune of the pool
+        (:mod:`isp_lib.patterns`); left out of the config hash while ``none``.
     """
 
     pool_size: int = ranged(">= 0", 5)
     alphas: tuple[float, ...] = ranged("[0, 1]", (0.05, 0.1, 0.2, 0.3, 0.5))
+    pattern: str = added_later(pattern_option())
 
 
 @dataclass
@@ -83,8 +87,8 @@ class LotteryPools(IMP):
                 ctx.save()
             self.merge(ctx, opts, state)
             ctx.model.load_state_dict(ctx.stash.pop("pool"))
-            ctx.set_mask(magnitude_prune_to(ctx.params, Mask.ones_like(ctx.params),
-                                            ctx.sparsity))
+            ctx.set_mask(magnitude_to(ctx.params, Mask.ones_like(ctx.params), ctx.sparsity,
+                                      pattern_of(opts)))
             state.pooled = True
             ctx.save()
         ctx.finetune(ctx.make_trainer("pool-final"), ctx.budget)

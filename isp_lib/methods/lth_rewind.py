@@ -6,16 +6,20 @@ from dataclasses import dataclass
 
 from isp_lib.context import RunContext
 from isp_lib.methods.imp import IMP
-from isp_lib.ranges import ranged
+from isp_lib.patterns import pattern_option
+from isp_lib.ranges import added_later, ranged
 
 
 @dataclass(frozen=True)
 class RewindOptions:
     """Attributes:
     rewind_frac: share of the budget T at which the weights are saved and later rewound to.
+    pattern: ``none`` or ``N:M``, as for :class:`~isp_lib.methods.imp.IMP`; left out of the
+        config hash while ``none``.
     """
 
     rewind_frac: float = ranged("(0, 1)", 0.05)
+    pattern: str = added_later(pattern_option())
 
 
 class LTHRewind(IMP):

@@ -5,18 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from isp_lib.context import RunContext
-from isp_lib.masks import global_magnitude_prune, magnitude_prune_to, rounds_to_reach
+from isp_lib.masks import rounds_to_reach
 from isp_lib.methods.base import Method
-from isp_lib.ranges import ranged
+from isp_lib.patterns import magnitude_step, magnitude_to, pattern_of, pattern_option
+from isp_lib.ranges import added_later, ranged
 
 
 @dataclass(frozen=True)
 class ProgressiveOptions:
     """Attributes:
     prune_frac: share of the budget T over which the prune events are spread evenly.
+    pattern: ``none`` or ``N:M`` (:mod:`isp_lib.patterns`): the prune events keep at least N
+        per group, the last exactly N; left out of the config hash while ``none``.
     """
 
     prune_frac: float = ranged("(0, 1]", 0.5)
+    pattern: str = added_later(pattern_option())
 
 
 @dataclass
@@ -46,12 +50,13 @@ class Progressive(Method):
         events = [max(1, round(horizon * (j + 1) / rounds)) for j in range(rounds)]
         state = ctx.resume(ProgressiveState)
         trainer = ctx.make_trainer("main")
+        pattern = pattern_of(opts, ctx.params)
         for j in range(state.round, rounds):
             ctx.train_until(trainer, events[j], "train", desc=f"progressive {j + 1}/{rounds}")
             if j == rounds - 1:
-                mask = magnitude_prune_to(ctx.params, ctx.mask, ctx.sparsity)
+                mask = magnitude_to(ctx.params, ctx.mask, ctx.sparsity, pattern)
             else:
-                mask = global_magnitude_prune(ctx.params, ctx.mask, ctx.hp.rate)
+                mask = magnitude_step(ctx.params, ctx.mask, ctx.hp.rate, pattern)
             ctx.set_mask(mask, trainer)
             state.round = j + 1
             ctx.save(trainer)
