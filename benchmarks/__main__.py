@@ -36,9 +36,11 @@ FIGURES = {
     "P3": "p3_global_mask",
     "P4": "p4_denoise_overhead",
     "P5": "p5_ci",
+    "P7": "p7_executors",
+    "P8": "p8_clip_pipeline",
     "FLOPS": "flops_methods",
 }
-OPT_IN = ("P5",)
+OPT_IN = ("P5", "P7")
 COLUMNS = ("figure", "ours", "reference", "ratio", "target", "met")
 OUT = ROOT / "benchmarks" / "last.json"
 

@@ -21,6 +21,7 @@ examples:
   isp run --method isp --model bert-base --data qnli --sparsity 0.7 --profile paper \\
       --set denoisers=8 --set lookahead_steps=50
   isp sweep results/foundation_cpu.yaml --dry-run
+  isp sweep results/paper_table2_cifar10.yaml --estimate --gpu h100
   isp export runs/oneshot_minilm_drugreview_0123456789ab --to exported/minilm-oneshot
   isp list
 """
@@ -73,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=Path("runs"),
                    help="folder of run directories (default ./runs)")
     r.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    r.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    from isp_lib.accel import add_arguments as add_accel_arguments
+
+    add_accel_arguments(r, bf16=True)
     r.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="override a profile hyperparameter (lr, weight_decay, epochs, "
                         "batch_size, rate, lookahead_steps, denoisers, seed_frac, ...) or a "
@@ -101,9 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     mode = sw.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true",
                       help="list the cells and whether each is recorded; run nothing")
-    mode.add_argument("--json", action="store_true",
-                      help='end with one JSON line {"sweep", "cells", "records"} instead of '
-                           "the summary line, for scripts")
+    mode.add_argument("--estimate", action="store_true",
+                      help="print the cells' optimizer steps, training FLOPs and GPU-hours on a "
+                           "reference GPU (an estimate, not measured); run, download and load "
+                           "nothing")
+    sw.add_argument("--json", action="store_true",
+                    help='end with one JSON line {"sweep", "cells", "records"} instead of the '
+                         "summary line, for scripts; with --estimate, the estimate as one JSON "
+                         "line (not with --dry-run)")
+    sw.add_argument("--gpu", default=None, metavar="NAME",
+                    help="--estimate's reference GPU: a100 (default) or h100 "
+                         "(isp_lib/throughput.yaml)")
     ex = sub.add_parser(
         "export", help="write a complete run's pruned model as a folder plain libraries load",
         description="Write the fine-tuned, pruned model of a complete run (its "
@@ -200,15 +211,20 @@ def run_summary(result: dict, run_dir: Path) -> str:
 
 
 def _sweep(config: Path, device: str, dry_run: bool, weights: bool, as_json: bool,
-           executor: Executor | None = None) -> None:
+           executor: Executor | None = None, compile: bool = False,
+           no_bf16: bool = False) -> None:
     """Run a sweep and write its records, or (dry run) list its cells and their state.
-    ``executor`` runs the cells (None: here, one after another; the device is checked)."""
+    ``executor`` runs the cells (None: here, one after another; the device is checked);
+    ``compile`` and ``no_bf16`` as ``isp sweep --compile --no-bf16`` (:mod:`isp_lib.accel`)."""
+    from isp_lib.accel import auto_bf16
     from isp_lib.records import load_sweep, read_records, run_sweep
 
     sweep = load_sweep(config)
+    if not no_bf16 and sweep.cells and auto_bf16(sweep.cells[0].profile, device):
+        sweep = load_sweep(config, bf16=True)  # one profile per sweep
     if not dry_run:
         records = run_sweep(sweep, device=device, progress=True, write=True, weights=weights,
-                            executor=executor)
+                            executor=executor, compile=compile)
         if as_json:
             print(json.dumps({"sweep": sweep.name, "cells": len(records),
                               "records": str(sweep.records)}))
@@ -231,30 +247,57 @@ def _sweep(config: Path, device: str, dry_run: bool, weights: bool, as_json: boo
           f"{len(sweep.cells) - found} not")
 
 
+def _estimate(config: Path, gpu: str | None, as_json: bool, no_bf16: bool = False) -> None:
+    """Print what a sweep will cost (``isp sweep CONFIG --estimate``); nothing runs. The GPU is
+    checked first, then the config; the cells are those ``isp sweep`` runs on the reference GPU,
+    which has native bf16 (bf16 at :data:`isp_lib.accel.FAST_PROFILES`, unless ``no_bf16``)."""
+    from isp_lib.accel import FAST_PROFILES
+    from isp_lib.estimate import estimate_sweep, reference_gpu, render
+    from isp_lib.records import load_sweep
+
+    gpu = reference_gpu(gpu)
+    sweep = load_sweep(config)
+    if not no_bf16 and sweep.cells and sweep.cells[0].profile in FAST_PROFILES:
+        sweep = load_sweep(config, bf16=True)
+    est = estimate_sweep(sweep, gpu)
+    print(json.dumps(est) if as_json else render(est))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``isp``; returns the exit status (2 on bad input)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "sweep" and args.dry_run and args.json:
+        parser.error("argument --json: not allowed with argument --dry-run")
     try:
         if args.command == "list":
             _list()
+            return 0
+        if args.command == "sweep" and (args.estimate or args.gpu is not None):
+            if not args.estimate:
+                raise UserError("--gpu applies to --estimate only: add --estimate, or drop --gpu")
+            _estimate(args.config, args.gpu, args.json, getattr(args, "no_bf16", False))
             return 0
         if args.command == "sweep":
             from isp_lib.executors import from_args
 
             _sweep(args.config, args.device, args.dry_run, not args.no_weights, args.json,
-                   from_args(args))
+                   from_args(args), args.compile, args.no_bf16)
             return 0
         if args.command == "export":
             from isp_lib.export import export_run
 
             print(json.dumps(export_run(args.run_dir, args.to)))
             return 0
+        from isp_lib.accel import auto_bf16
         from isp_lib.runs import make_config, run
 
+        bf16 = args.bf16 or (not args.no_bf16 and auto_bf16(args.profile, args.device))
         cfg = make_config(args.method, args.model, args.data, args.sparsity, args.profile,
                           args.seed, _parse_set(args.settings), args.model_source,
-                          args.data_source, args.bf16)
-        result = run(cfg, args.out, device=args.device, weights=not args.no_weights)
+                          args.data_source, bf16)
+        result = run(cfg, args.out, device=args.device, weights=not args.no_weights,
+                     compile=args.compile)
     except UserError as exc:
         print(f"isp: error: {exc}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from isp_lib.accel import PLAIN, Accel
 from isp_lib.io import read_torch, write_torch
 from isp_lib.masks import Mask
 from isp_lib.profiles import Hparams
@@ -69,6 +70,8 @@ class RunContext:
         seed: run seed.
         device: where everything runs.
         bf16: bf16 autocast on CUDA.
+        accel: how batches are fed and steps taken (:mod:`isp_lib.accel`; not part of what the
+            run computes, so not of its config hash).
         ledger: training cost.
         mask: the current mask (dense at the start).
         method_state: the method's typed state (a dataclass, see :meth:`resume`; persisted).
@@ -92,6 +95,7 @@ class RunContext:
     seed: int
     device: torch.device
     bf16: bool = False
+    accel: Accel = PLAIN
     ledger: Ledger = field(default_factory=Ledger)
     mask: Mask | None = None
     method_state: Any = None
@@ -184,7 +188,7 @@ class RunContext:
             warmup_steps=round(self.hp.warmup_frac * total),
             max_grad_norm=self.hp.max_grad_norm, seed=stream_seed(self.seed, f"batches:{key}"),
             ledger=self.ledger, device=self.device, indices=indices,
-            constant_lr=constant_lr, bf16=self.bf16, key=key,
+            constant_lr=constant_lr, bf16=self.bf16, key=key, accel=self.accel,
         )
         if start_step:
             trainer.skip_to(start_step)
@@ -255,14 +259,14 @@ class RunContext:
         """Load ``state`` into the model; its validation metric and mean validation loss."""
         self.model.load_state_dict(state)
         outputs, labels = predict(self.model, self.val_set, self.collate, self.device,
-                                  bf16=self.bf16)
+                                  bf16=self.bf16, accel=self.accel)
         loss = float(task_loss(torch.from_numpy(outputs), torch.from_numpy(labels)))
         return score(self.metric, outputs, labels), loss
 
     def evaluate_val(self) -> float:
         """The metric on the validation split."""
         return evaluate(self.model, self.val_set, self.collate, self.metric, self.device,
-                        bf16=self.bf16)
+                        bf16=self.bf16, accel=self.accel)
 
     def train_until(self, trainer: Trainer, end_step: int, phase: str, desc: str) -> None:
         """Train until ``trainer.step_count == end_step``, checkpointing once per epoch."""

@@ -168,7 +168,7 @@ def merge_records(sweep: Sweep, fresh: Mapping[str, dict], old: list[dict]) -> l
 
 def run_sweep(sweep: Sweep, device: str = "auto", progress: bool = False,
               write: bool = False, weights: bool = True,
-              executor: Executor | None = None) -> list[dict]:
+              executor: Executor | None = None, compile: bool = False) -> list[dict]:
     """Run every cell of ``sweep``: complete runs are skipped, interrupted ones resumed.
 
     Args:
@@ -181,6 +181,8 @@ def run_sweep(sweep: Sweep, device: str = "auto", progress: bool = False,
         executor: run each cell as a job of this executor (:mod:`isp_lib.executors`: worker
             processes, Slurm, Ray) and write the records from the run directories as jobs
             end; None (``--executor local``) runs the cells here, one after another.
+        compile: run each cell's training forward through ``torch.compile`` (``isp sweep
+            --compile``; not part of the config hash, see :mod:`isp_lib.accel`).
 
     Returns:
         One result record per cell, in cell order, exactly as the run wrote it.
@@ -189,7 +191,7 @@ def run_sweep(sweep: Sweep, device: str = "auto", progress: bool = False,
         from isp_lib.executors.sweep import run_cells
 
         return run_cells(sweep, executor, device=device, progress=progress, write=write,
-                         weights=weights)
+                         weights=weights, compile=compile)
     if write:
         check_records_writable(sweep.records)
         old = read_records(sweep.records)
@@ -197,7 +199,7 @@ def run_sweep(sweep: Sweep, device: str = "auto", progress: bool = False,
     bar = tqdm(sweep.cells, desc=sweep.name, unit="run", disable=not progress or None,
                file=sys.stderr)
     for n, cfg in enumerate(bar, 1):
-        result = run(cfg, sweep.out, device=device, weights=weights)
+        result = run(cfg, sweep.out, device=device, weights=weights, compile=compile)
         skipped = result.pop("skipped", False)
         records[cfg.config_hash()] = result
         if write:

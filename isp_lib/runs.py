@@ -40,6 +40,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from isp_lib.accel import PLAIN, matmul_precision, plan
 from isp_lib.context import RunContext
 from isp_lib.data import dataset_names, load_data
 from isp_lib.errors import UserError
@@ -483,7 +484,8 @@ def _leftovers(run_dir: Path) -> list[str]:
     return sorted(p.name for p in run_dir.iterdir() if p.name not in (".lock",))
 
 
-def run(cfg: RunConfig, out: Path, device: str = "auto", weights: bool = True) -> dict:
+def run(cfg: RunConfig, out: Path, device: str = "auto", weights: bool = True,
+        compile: bool = False) -> dict:
     """Run (or skip, or resume) the experiment ``cfg`` under ``out``.
 
     Args:
@@ -493,6 +495,8 @@ def run(cfg: RunConfig, out: Path, device: str = "auto", weights: bool = True) -
         weights: keep the final weights as ``model.safetensors`` (False: mask and record
             only). Not part of the computation, so not of the config hash: a complete run is
             skipped whichever way it was made.
+        compile: run the training forward through ``torch.compile``; not part of the config
+            hash (see :mod:`isp_lib.accel`, which also says when a run takes the fast path).
 
     Returns:
         The result record (also in ``<run dir>/result.json``), with ``"skipped": True`` added
@@ -511,7 +515,7 @@ def run(cfg: RunConfig, out: Path, device: str = "auto", weights: bool = True) -
     created += check_out(out)
     try:
         with run_lock(run_dir):
-            return _run_locked(cfg, res, dev, run_dir, weights)
+            return _run_locked(cfg, res, dev, run_dir, weights, compile)
     except BaseException:
         if created and not (run_dir / "config.json").exists():  # leave nothing half-written
             (run_dir / ".lock").unlink(missing_ok=True)
@@ -522,7 +526,7 @@ def run(cfg: RunConfig, out: Path, device: str = "auto", weights: bool = True) -
 
 
 def _run_locked(cfg: RunConfig, res: Resolved, dev: torch.device, run_dir: Path,
-                weights: bool) -> dict:
+                weights: bool, compile: bool) -> dict:
     done = trusted_result(run_dir, cfg)
     if done is not None:  # labelled as asked (same resolved configuration, other overrides)
         return {**done, "config": config_dict(cfg), "skipped": True}
@@ -545,15 +549,19 @@ def _run_locked(cfg: RunConfig, res: Resolved, dev: torch.device, run_dir: Path,
     data = load_data(cfg.data, profile, source=cfg.data_source)
     bundle = build_model(cfg.model, data, profile, source=cfg.model_source)
     model = bundle.model.to(dev)
-    train_set, val_set = bundle.make_dataset(data.train), bundle.make_dataset(data.val)
-    test_set = bundle.make_dataset(data.test)
+    accel = plan(cfg.profile, dev, compile)
+    make_dataset = bundle.make_device_dataset if accel.device_images and \
+        bundle.make_device_dataset is not None else bundle.make_dataset
+    train_set, val_set = make_dataset(data.train), make_dataset(data.val)
+    test_set = make_dataset(data.test)
 
     write_json(config_path, {**asdict(cfg), "config_hash": cfg.config_hash(),
                              "resolved": cfg.resolved})
     commit = current_commit()  # the code that runs, read before it runs
     ctx = RunContext(model=model, family=res.family, train_set=train_set, val_set=val_set,
                      collate=bundle.collate, metric=data.metric, hp=res.hparams,
-                     sparsity=cfg.sparsity, seed=cfg.seed, device=dev, bf16=cfg.bf16)
+                     sparsity=cfg.sparsity, seed=cfg.seed, device=dev, bf16=cfg.bf16,
+                     accel=accel)
     clock = AttemptClock(run_dir / "attempts.json")
 
     def save(state: dict) -> None:
@@ -573,8 +581,10 @@ def _run_locked(cfg: RunConfig, res: Resolved, dev: torch.device, run_dir: Path,
         payload = None
     clock.start()
     try:
-        res.method.run(ctx, res.options)
-        outputs, labels = predict(model, test_set, bundle.collate, dev, bf16=cfg.bf16)
+        with matmul_precision(accel):
+            res.method.run(ctx, res.options)
+            outputs, labels = predict(model, test_set, bundle.collate, dev, bf16=cfg.bf16,
+                                      accel=accel)
     finally:
         clock.stop()
     test_metric = score(data.metric, outputs, labels)
@@ -595,6 +605,7 @@ def _run_locked(cfg: RunConfig, res: Resolved, dev: torch.device, run_dir: Path,
         "torch_version": torch.__version__, "host": host_info(dev),
         "sizes": {"train": len(train_set), "val": len(val_set), "test": len(test_set)},
         **test_predictions(outputs, labels, data.num_labels),
+        **({} if accel == PLAIN else {"accel": asdict(accel)}),
     }
     save_mask(ctx.mask, run_dir / "mask.pt")
     if weights:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
+from isp_lib.accel import PLAIN, Accel
 from isp_lib.masks import Mask
 from isp_lib.progress import PROGRESS
 
@@ -122,6 +123,38 @@ def move(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, t
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def feed(dataset: Dataset, collate: Collate, index_batches: Iterable[list[int]],
+         device: torch.device, accel: Accel = PLAIN) -> Iterator[dict[str, torch.Tensor]]:
+    """The batches of ``index_batches``, in order, on ``device``.
+
+    Args:
+        dataset: the examples.
+        collate: batches a list of examples.
+        index_batches: example indices per batch; read lazily (a loader's workers read a few
+            batches ahead), so a stream drawn from here stays in step with the batches used.
+        device: where the batches go.
+        accel: the plain path builds each batch in this thread when it is asked for; with
+            ``accel.loader`` a ``DataLoader`` builds them, in ``accel.workers`` processes if the
+            data set decodes each item when read (``decodes_per_item``), pinned if
+            ``accel.pin_memory`` (see :mod:`isp_lib.accel`).
+
+    Yields:
+        The collated batches, on ``device``.
+    """
+    if not accel.loader:
+        for indices in index_batches:
+            yield move(collate([dataset[i] for i in indices]), device)
+        return
+    workers = accel.workers if getattr(dataset, "decodes_per_item", False) else 0
+    # A generator of its own: the loader's worker seed draws nothing from torch's global random
+    # state (dropout's), so a run draws the same random numbers as on the plain path.
+    loader = DataLoader(dataset, batch_sampler=index_batches, collate_fn=collate,
+                        num_workers=workers, pin_memory=accel.pin_memory,
+                        generator=torch.Generator().manual_seed(0))
+    for batch in loader:
+        yield move(batch, device)
+
+
 def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA when asked for; a no-op otherwise."""
     if bf16 and device.type == "cuda":
@@ -149,6 +182,8 @@ class Trainer:
         constant_lr: keep ``lr`` fixed (look-aheads) instead of the linear schedule.
         bf16: bf16 autocast on CUDA.
         key: the trainer's name within a run (checkpoints restore the trainer of that name).
+        accel: how batches are fed and steps taken (:mod:`isp_lib.accel`; default: the plain
+            path).
     """
 
     def __init__(
@@ -170,8 +205,10 @@ class Trainer:
         constant_lr: bool = False,
         bf16: bool = False,
         key: str = "main",
+        accel: Accel = PLAIN,
     ) -> None:
         self.key = key
+        self.accel = accel
         self.model = model
         self.dataset = dataset
         self.collate = collate
@@ -185,7 +222,11 @@ class Trainer:
         self.mask: Mask | None = None
         self._masked: list[tuple[torch.Tensor, torch.Tensor]] = []
         params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        fused = {"fused": True} if accel.fused_adamw else {}
+        self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **fused)
+        # torch.compile wraps the call only: parameter names and the module itself are unchanged
+        self.forward: Callable[..., torch.Tensor] = torch.compile(model) if accel.compile \
+            else model
         factor = (lambda _s: 1.0) if constant_lr else linear_schedule(total_steps, warmup_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         idx = np.arange(len(dataset)) if indices is None else indices
@@ -238,20 +279,28 @@ class Trainer:
                 (default: this call's last step).
 
         Returns:
-            Mean training loss over these steps (nan if ``steps`` is 0).
+            Mean training loss over these steps (nan if ``steps`` is 0). The losses stay on the
+            device until the last step (no host synchronisation per step), then are copied
+            once and summed in order as Python floats.
         """
         self.model.train()
-        total = 0.0
-        for _ in PROGRESS.steps(steps, desc or phase, start=self.step_count, total=end):
-            total += self._step()
+        batches = feed(self.dataset, self.collate, (self.stream.next() for _ in range(steps)),
+                       self.device, self.accel)
+        losses = [self._step(next(batches))
+                  for _ in PROGRESS.steps(steps, desc or phase, start=self.step_count, total=end)]
         self.ledger.add(phase, steps, steps * self.batch_size)
-        return total / steps if steps else math.nan
+        if not losses:
+            return math.nan
+        total = 0.0
+        for loss in torch.stack(losses).tolist():
+            total += loss
+        return total / steps
 
-    def _step(self) -> float:
-        batch = move(self.collate([self.dataset[i] for i in self.stream.next()]), self.device)
+    def _step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One optimizer step on ``batch`` (on the device); returns the loss, not synchronised."""
         labels = batch.pop("labels")
         with autocast(self.device, self.bf16):
-            logits = self.model(**batch)
+            logits = self.forward(**batch)
         loss = task_loss(logits, labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -267,7 +316,7 @@ class Trainer:
             for p, m in self._masked:
                 p.mul_(m)
         self.step_count += 1
-        return float(loss.detach())
+        return loss.detach()
 
     def state_dict(self) -> dict:
         """Optimizer, schedule, stream and step count (not the model's weights)."""
@@ -314,8 +363,9 @@ def predict(
     dataset: Dataset,
     collate: Collate,
     device: torch.device,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     bf16: bool = False,
+    accel: Accel = PLAIN,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The model's outputs (logits, or one value for regression) and the labels, in order.
 
@@ -324,23 +374,26 @@ def predict(
         dataset: examples with ``"labels"``.
         collate: batches examples.
         device: where the model lives.
-        batch_size: evaluation batch size.
+        batch_size: evaluation batch size (default ``accel.eval_batch``: 64 on the plain path).
         bf16: bf16 autocast on CUDA.
+        accel: how batches are fed (:func:`feed`).
 
     Returns:
-        ``(outputs, labels)`` as float32 / label arrays, one row per example.
+        ``(outputs, labels)`` as float32 / label arrays, one row per example (copied from the
+        device once, at the end).
     """
+    size = accel.eval_batch if batch_size is None else batch_size
+    n = len(dataset)
     was_training = model.training
     model.eval()
     outs, golds = [], []
-    for start in range(0, len(dataset), batch_size):
-        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        batch = move(collate(items), device)
-        golds.append(batch.pop("labels").cpu().numpy())
+    for batch in feed(dataset, collate, (list(range(s, min(s + size, n))) for s in
+                                         range(0, n, size)), device, accel):
+        golds.append(batch.pop("labels"))
         with autocast(device, bf16):
-            outs.append(model(**batch).float().cpu().numpy())
+            outs.append(model(**batch).float())
     model.train(was_training)
-    return np.concatenate(outs), np.concatenate(golds)
+    return torch.cat(outs).cpu().numpy(), torch.cat(golds).cpu().numpy()
 
 
 def evaluate(
@@ -349,12 +402,13 @@ def evaluate(
     collate: Collate,
     metric: str,
     device: torch.device,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     bf16: bool = False,
+    accel: Accel = PLAIN,
 ) -> float:
     """Score ``model`` on ``dataset`` in eval mode (see :func:`predict` for the arguments).
 
     Returns:
         The metric in percent.
     """
-    return score(metric, *predict(model, dataset, collate, device, batch_size, bf16))
+    return score(metric, *predict(model, dataset, collate, device, batch_size, bf16, accel))

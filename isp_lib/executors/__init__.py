@@ -95,7 +95,10 @@ def make_executor(name: str, device: str = "auto", **options: Any) -> Executor |
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--executor`` and the settings of :data:`FLAGS` to ``isp sweep``'s parser."""
+    """Add ``--executor`` and the settings of :data:`FLAGS` to ``isp sweep``'s parser, and
+    how every job uses its device (``--no-bf16``, ``--compile``: :mod:`isp_lib.accel`)."""
+    from isp_lib.accel import add_arguments as add_accel_arguments
+
     parser.add_argument("--executor", default="local",
                         help="where the cells run: local (default: one after another here), "
                              "processes, submitit (Slurm) or ray; every job must see the "
@@ -103,6 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for key, (flag, kind, text) in FLAGS.items():
         parser.add_argument(flag, dest=key, type=kind, default=None, help=text,
                             metavar="N" if kind is int else key.split("_")[-1].upper())
+    add_accel_arguments(parser)
 
 
 def from_args(args: argparse.Namespace) -> Executor | None:

@@ -38,6 +38,7 @@ class CellJob:
         device: ``auto``, ``cpu`` or ``cuda``, resolved on the worker.
         weights: keep the run's final weights.
         threads: torch threads of the job.
+        compile: run the training forward through ``torch.compile`` (not in the config hash).
     """
 
     cell: dict[str, Any]
@@ -48,14 +49,15 @@ class CellJob:
     device: str
     weights: bool
     threads: int
+    compile: bool = False
 
     @classmethod
     def of(cls, cfg: RunConfig, out: Path, marker: Path, device: str, weights: bool,
-           threads: int) -> CellJob:
+           threads: int, compile: bool = False) -> CellJob:
         """The job of the cell ``cfg``."""
         return cls(cell=asdict(cfg), config_hash=cfg.config_hash(), name=cfg.dir_name(),
                    out=str(out), marker=str(marker), device=device, weights=weights,
-                   threads=threads)
+                   threads=threads, compile=compile)
 
 
 def one_line(exc: BaseException) -> str:
@@ -95,7 +97,7 @@ def run_cell(job: CellJob) -> str | None:
             raise UserError(f"worker {platform.node()} resolves cell {job.name} to hash "
                             f"{cfg.config_hash()}: install the driver's version of the kit on "
                             "every worker")
-        run(cfg, Path(job.out), device=job.device, weights=job.weights)
+        run(cfg, Path(job.out), device=job.device, weights=job.weights, compile=job.compile)
     except UserError as exc:
         return str(exc)
     return None

@@ -16,7 +16,7 @@ from isp_lib.runs import RunConfig, check_out, trusted_result
 
 
 def run_cells(sweep: Sweep, executor: Executor, device: str = "auto", progress: bool = False,
-              write: bool = False, weights: bool = True) -> list[dict]:
+              write: bool = False, weights: bool = True, compile: bool = False) -> list[dict]:
     """Run the cells of ``sweep`` as jobs of ``executor`` (see :mod:`isp_lib.executors`).
 
     Args:
@@ -27,6 +27,7 @@ def run_cells(sweep: Sweep, executor: Executor, device: str = "auto", progress: 
         write: rewrite ``sweep.records`` atomically after each cell that ends (see
             :func:`~isp_lib.records.merge_records`).
         weights: keep each run's final weights.
+        compile: run each cell's training forward through ``torch.compile``.
 
     Returns:
         One result record per cell, in cell order, as its run directory holds it.
@@ -65,7 +66,7 @@ def run_cells(sweep: Sweep, executor: Executor, device: str = "auto", progress: 
     if todo:
         marker = out / f".isp-sweep-{uuid.uuid4().hex[:12]}"
         write_json(marker, {"sweep": sweep.name, "cells": len(todo)})
-        jobs = [CellJob.of(cfg, out, marker, device, weights, executor.cpus_per_job)
+        jobs = [CellJob.of(cfg, out, marker, device, weights, executor.cpus_per_job, compile)
                 for cfg in todo]
         cells = {job.config_hash: cfg for job, cfg in zip(jobs, todo, strict=True)}
         if progress:

@@ -27,6 +27,9 @@ class ModelBundle:
             whose items are dicts of tensors including ``"labels"``.
         collate: stacks/pads a list of such items into a :data:`Batch`.
         tokenizer: the text tokenizer (BERT family; None for image models), for export.
+        make_device_dataset: the fast path's ``make_dataset`` (:mod:`isp_lib.accel`), whose
+            items the model finishes on its device (CLIP: images decoded once into uint8,
+            resized and normalised by the model); None: ``make_dataset`` serves both paths.
     """
 
     model: nn.Module
@@ -34,3 +37,4 @@ class ModelBundle:
     make_dataset: Callable[[Split], Dataset]
     collate: Callable[[list[dict[str, torch.Tensor]]], Batch]
     tokenizer: Any = None
+    make_device_dataset: Callable[[Split], Dataset] | None = None

@@ -42,6 +42,64 @@ _TINY_VISION = {"image_size": 32, "patch_size": 8, "width": 32, "layers": 2, "he
 _TINY_TEXT = {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}
 
 
+#: Resize filters that :class:`DevicePreprocess` computes as PIL does (antialiased, a = -0.5).
+DEVICE_FILTERS = ("bicubic", "bilinear")
+
+
+class DevicePreprocess(nn.Module):
+    """open_clip's evaluation preprocessing as tensor ops, for uint8 images on any device.
+
+    Resizes the shorter side to ``size`` as PIL resizes 8-bit images (``F.interpolate`` with
+    ``antialias=True``, PIL's filters; width then height, each pass rounded and clipped to
+    8 bits), crops the centre square and normalises: the steps of :func:`eval_transform`
+    (``resize_mode="shortest"``). The pixels differ from PIL's fixed-point arithmetic by at
+    most one 8-bit level (bicubic; two for bilinear), in a few pixels in a thousand.
+    ``mean`` and ``std`` are non-persistent buffers: the state dict is unchanged.
+
+    Args:
+        size: output side in pixels.
+        mean, std: per-channel normalisation of [0, 1] pixel values.
+        interpolation: one of :data:`DEVICE_FILTERS`.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, size: int, mean: Sequence[float], std: Sequence[float],
+                 interpolation: str) -> None:
+        super().__init__()
+        if interpolation not in DEVICE_FILTERS:
+            raise UserError(f"DevicePreprocess resizes with {' or '.join(DEVICE_FILTERS)}, "
+                            f"not {interpolation}")
+        self.size = size
+        self.interpolation = interpolation
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Preprocess a batch.
+
+        Args:
+            pixels: (batch, 3, H, W) uint8 RGB images, all of one size.
+
+        Returns:
+            (batch, 3, size, size) float32 images, normalised.
+        """
+        height, width = pixels.shape[-2:]
+        short, long = min(height, width), max(height, width)
+        new_long = int(self.size * long / short)  # torchvision's Resize(size) on the short side
+        new = (self.size, new_long) if height <= width else (new_long, self.size)
+        x = pixels.float()
+        for size in ((height, new[1]), new):
+            if size != tuple(x.shape[-2:]):
+                x = F.interpolate(x, size=size, mode=self.interpolation, align_corners=False,
+                                  antialias=True).clamp_(0, 255).round_()
+        top = int(round((new[0] - self.size) / 2.0))
+        left = int(round((new[1] - self.size) / 2.0))
+        x = x[..., top:top + self.size, left:left + self.size]
+        return x.div(255).sub_(self.mean).div_(self.std)
+
+
 class ClipClassifier(nn.Module):
     """CLIP's visual tower with a fixed zero-shot classification head.
 
@@ -49,24 +107,35 @@ class ClipClassifier(nn.Module):
         visual: the open_clip model's ``.visual`` tower (images -> (batch, embed_dim)).
         head: (embed_dim, num_classes) matrix of scaled class embeddings (see
             :func:`zero_shot_head`); stored as a buffer, never trained.
+        preprocess: finishes uint8 images on the model's device (the fast path's
+            :class:`DecodedImages`); None: the model reads preprocessed images only.
     """
 
     head: torch.Tensor
 
-    def __init__(self, visual: nn.Module, head: torch.Tensor) -> None:
+    def __init__(self, visual: nn.Module, head: torch.Tensor,
+                 preprocess: DevicePreprocess | None = None) -> None:
         super().__init__()
         self.visual = visual
         self.register_buffer("head", head.detach().clone())
+        self.preprocess = preprocess
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Classify a batch of preprocessed images.
+        """Classify a batch of images.
 
         Args:
-            pixel_values: (batch, 3, H, W) images, normalised as by :func:`eval_transform`.
+            pixel_values: (batch, 3, H, W) images, normalised as by :func:`eval_transform`, or
+                uint8 images at their stored size (:class:`DecodedImages`), which
+                ``preprocess`` finishes here.
 
         Returns:
             (batch, num_classes) logits: scaled cosine similarities to the class embeddings.
         """
+        if pixel_values.dtype == torch.uint8:
+            if self.preprocess is None:
+                raise UserError("this CLIP classifier was built without a DevicePreprocess: "
+                                "feed it preprocessed float images")
+            pixel_values = self.preprocess(pixel_values)
         return F.normalize(self.visual(pixel_values), dim=-1) @ self.head
 
 
@@ -148,6 +217,29 @@ def eval_transform(visual: nn.Module) -> Callable[[Image.Image], torch.Tensor]:
     )
 
 
+def device_preprocess(visual: nn.Module) -> DevicePreprocess | None:
+    """:func:`eval_transform` of ``visual`` as a :class:`DevicePreprocess`, where it has one.
+
+    Args:
+        visual: the tower (see :func:`eval_transform`).
+
+    Returns:
+        The module, or None for a transform it does not compute (a non-square size, a resize
+        mode other than ``shortest``, a filter outside :data:`DEVICE_FILTERS`).
+    """
+    import open_clip
+
+    cfg = open_clip.get_model_preprocess_cfg(visual)
+    size = cfg["size"]
+    side = size if isinstance(size, int) else size[0] if size[0] == size[1] else None
+    interpolation = cfg.get("interpolation") or "bicubic"
+    if side is None or (cfg.get("resize_mode") or "shortest") != "shortest" or \
+            interpolation not in DEVICE_FILTERS:
+        return None
+    return DevicePreprocess(side, cfg.get("mean") or open_clip.OPENAI_DATASET_MEAN,
+                            cfg.get("std") or open_clip.OPENAI_DATASET_STD, interpolation)
+
+
 class ImageDataset(Dataset):
     """Raw images, converted to RGB and preprocessed lazily, one item at a time.
 
@@ -156,6 +248,9 @@ class ImageDataset(Dataset):
         labels: int64 class ids.
         transform: PIL image -> tensor.
     """
+
+    #: Each item is decoded and transformed when read: a loader gives it worker processes.
+    decodes_per_item = True
 
     def __init__(
         self,
@@ -193,6 +288,67 @@ def image_datasets(transform: Callable) -> Callable[[Split], ImageDataset]:
         if len(split):
             to_pil_rgb(split.inputs[0])
         return ImageDataset(split.inputs, labels, transform)
+
+    return make_dataset
+
+
+class DecodedImages(Dataset):
+    """Images decoded once into one uint8 tensor at their stored size; a
+    :class:`DevicePreprocess` finishes them on the model's device.
+
+    Args:
+        pixels: (N, 3, H, W) uint8 RGB images.
+        labels: (N,) int64 class ids.
+    """
+
+    def __init__(self, pixels: torch.Tensor, labels: torch.Tensor) -> None:
+        if len(pixels) != len(labels):
+            raise UserError(f"{len(pixels)} images but {len(labels)} labels: fix the data loader")
+        self.pixels = pixels
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"pixel_values": self.pixels[i], "labels": self.labels[i]}
+
+
+def decode_images(images: Sequence[Any]) -> torch.Tensor | None:
+    """Every image as RGB (as :func:`to_pil_rgb` makes it), stacked into one uint8 tensor.
+
+    Args:
+        images: a split's raw images (at least one).
+
+    Returns:
+        (N, 3, H, W) uint8, or None if the images are not all of one size.
+    """
+    first = np.asarray(to_pil_rgb(images[0]))
+    pixels = np.empty((len(images), 3, *first.shape[:2]), dtype=np.uint8)
+    for i in range(len(images)):
+        image = first if i == 0 else np.asarray(to_pil_rgb(images[i]))
+        if image.shape != first.shape:
+            return None
+        pixels[i] = image.transpose(2, 0, 1)
+    return torch.from_numpy(pixels)
+
+
+def device_datasets(fallback: Callable[[Split], Dataset]) -> Callable[[Split], Dataset]:
+    """The fast path's ``make_dataset`` for CLIP (see :class:`DecodedImages`).
+
+    Args:
+        fallback: the plain ``make_dataset``, for an empty split or images of mixed sizes (each
+            decoded and transformed when read, in the loader's worker processes).
+
+    Returns:
+        split -> :class:`DecodedImages`, or what ``fallback`` makes.
+    """
+
+    def make_dataset(split: Split) -> Dataset:
+        pixels = decode_images(split.inputs) if len(split) else None
+        if pixels is None:
+            return fallback(split)
+        return DecodedImages(pixels, torch.as_tensor(np.asarray(split.labels), dtype=torch.long))
 
     return make_dataset
 
@@ -320,8 +476,9 @@ def build_clip(
     head = zero_shot_head(
         clip, open_clip.get_tokenizer(arch), data.class_names, templates_for(data.name)
     )
-    model = ClipClassifier(clip.visual, head).eval()
-    transform = eval_transform(model.visual)
-
-    return ModelBundle(model=model, family="clip", make_dataset=image_datasets(transform),
-                       collate=stack_collate)
+    preprocess = device_preprocess(clip.visual)
+    model = ClipClassifier(clip.visual, head, preprocess).eval()
+    make_dataset = image_datasets(eval_transform(model.visual))
+    return ModelBundle(model=model, family="clip", make_dataset=make_dataset,
+                       collate=stack_collate, make_device_dataset=None if preprocess is None
+                       else device_datasets(make_dataset))

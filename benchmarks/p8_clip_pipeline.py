@@ -1,0 +1,146 @@
+"""P8: the CLIP input pipeline, from CIFAR-10-shaped uint8 images to normalised 224-px batches.
+
+Old (the plain path): each image through PIL when it is read, as ``ImageDataset`` does:
+``to_pil_rgb``, then open_clip's ViT-B/32 evaluation transform (bicubic resize of the short
+side to 224, centre crop, to tensor, normalise), then ``stack_collate``; in the main thread,
+or in each loader worker. New (the fast path, :mod:`isp_lib.accel`): the images decoded once
+into one uint8 tensor (``DecodedImages``); a batch is an index and a stack on the CPU
+(``stack_collate``), and ``DevicePreprocess`` resizes and normalises it on the device after
+the copy. The three steps (old batch, new CPU side, new device side) are timed side by side
+on batches of 256 of the same random 32x32x3 images, on one torch thread; the CPU sides on
+the process's CPU time (images/s per core), the device side on the figure's clock. The new
+batches must equal the old ones up to one 8-bit level of rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from benchmarks.common import (
+    Outcome,
+    Row,
+    Settings,
+    clock_name,
+    interleave,
+    paired_ratio,
+    times,
+    yes_no,
+)
+from isp_lib.models.clip import (
+    DecodedImages,
+    DevicePreprocess,
+    ImageDataset,
+    decode_images,
+    stack_collate,
+)
+from isp_lib.train import move
+
+NAME = "P8"
+BATCH = 256
+SIZE = 224
+#: Images per second per CPU core that the CPU side must deliver: 2,000 per 4 workers.
+TARGET = 2000 / 4
+
+
+def _transform():
+    """open_clip's evaluation transform of ViT-B/32 (OpenAI weights) and its device twin."""
+    import open_clip
+
+    mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
+    pil = open_clip.image_transform(SIZE, is_train=False, mean=mean, std=std,
+                                    resize_mode="shortest", interpolation="bicubic")
+    return pil, DevicePreprocess(SIZE, mean, std, "bicubic")
+
+
+def run(s: Settings) -> Outcome:
+    """Time old and new batches of 256, interleaved, and check they hold the same pixels.
+
+    Args:
+        s: the settings (``quick``: 512 images, fewer batches per repetition).
+
+    Returns:
+        Rows: CPU images/s per core, new vs old (the target); the old path alone against the
+        target; the device side; the one-time decode; the pixel check.
+    """
+    rng = np.random.default_rng(s.seed)
+    count = 512 if s.quick else 2048
+    images = rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+    labels = torch.as_tensor(np.arange(count) % 10)
+    pil, preprocess = _transform()
+    preprocess = preprocess.to(s.device)
+    old_set = ImageDataset(images, labels, pil)
+    new_set = DecodedImages(decode_images(images), labels)
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(s.seed)).tolist()
+    per_rep = {"old": 1 if s.quick else 2, "new cpu": 16 if s.quick else 64,
+               "new device": 1 if s.quick else 2}
+
+    def batches(n: int) -> list[list[int]]:
+        return [[order[(b * BATCH + k) % count] for k in range(BATCH)] for b in range(n)]
+
+    def old() -> None:
+        for idx in batches(per_rep["old"]):
+            stack_collate([old_set[i] for i in idx])
+
+    def new_cpu() -> None:
+        for idx in batches(per_rep["new cpu"]):
+            stack_collate([new_set[i] for i in idx])
+
+    one = stack_collate([new_set[i] for i in batches(1)[0]])
+
+    def new_device() -> None:
+        for _ in range(per_rep["new device"]):
+            with torch.no_grad():
+                preprocess(move(one, s.device)["pixel_values"])
+
+    calls = {"old": old, "new cpu": new_cpu, "new device": new_device}
+    for call in calls.values():
+        call()  # warm-up
+    timings = interleave(calls, s.reps, s.device, "P8 batches")
+
+    def rate(name: str, clock: dict[str, list[float]]) -> list[float]:
+        return [per_rep[name] * BATCH / t for t in clock[name]]
+
+    old_rate, new_rate = rate("old", timings.cpu), rate("new cpu", timings.cpu)
+    device_rate = rate("new device", timings.main(s.device))
+    per_image = {name: [t / (per_rep[name] * BATCH) for t in ts]
+                 for name, ts in timings.cpu.items()}
+    speedup = paired_ratio(per_image["old"], per_image["new cpu"])
+    med = {name: float(np.median(r)) for name, r in
+           (("old", old_rate), ("new cpu", new_rate), ("new device", device_rate))}
+
+    decode_timing = interleave({"decode": lambda: decode_images(images)}, 1, s.device, "P8 decode")
+    decode_rate = count / decode_timing.cpu["decode"][0]
+
+    idx = batches(1)[0][:32]
+    with torch.no_grad():
+        ours = preprocess(move(stack_collate([new_set[i] for i in idx]), s.device)
+                          ["pixel_values"]).cpu()
+    theirs = stack_collate([old_set[i] for i in idx])["pixel_values"]
+    level = 1 / 255 / min(preprocess.std.flatten().tolist())
+    worst = float((ours - theirs).abs().max())
+    if worst > level + 1e-5:
+        raise AssertionError(f"the device-side batch differs from PIL's by {worst:.4f} "
+                             f"(more than one 8-bit level, {level:.4f})")
+
+    rows = [
+        Row("P8 CPU images/s per core, new vs old", f"{med['new cpu']:,.0f} img/s",
+            f"{med['old']:,.0f} img/s", times(speedup), f">= {TARGET:,.0f} img/s",
+            yes_no(med["new cpu"] >= TARGET)),
+        Row("P8 old path alone (PIL per image)", f"{med['old']:,.0f} img/s", "-", "-",
+            f">= {TARGET:,.0f} img/s", yes_no(med["old"] >= TARGET)),
+        Row(f"P8 resize+normalise on {s.device.type}", f"{med['new device']:,.0f} img/s", "-",
+            "-", "-", "n/a"),
+        Row("P8 decode once (uint8 tensor)", f"{decode_rate:,.0f} img/s", "-", "-", "-", "n/a"),
+        Row("P8 same pixels", f"max diff {worst:.4f}", f"1 level {level:.4f}", "-",
+            "<= 1 level", yes_no(worst <= level + 1e-5)),
+    ]
+    details = {
+        "data": f"{count} random 32x32x3 uint8 images, batches of {BATCH} to {SIZE} px",
+        "batches_per_rep": per_rep, "cpu_images_per_s": {"old": old_rate, "new cpu": new_rate},
+        "device_images_per_s": device_rate, "device_clock": clock_name(s.device),
+        "speedup_cpu_per_image": speedup, "decode_images_per_s": decode_rate,
+        "wall_seconds": timings.wall, "cpu_seconds": timings.cpu,
+        "max_abs_diff": worst, "one_level": level, "threads": s.threads,
+    }
+    return Outcome(rows, details)
