@@ -1,12 +1,13 @@
 """P7: a smoke sweep of 8 cells through the executors, against the sequential sweep.
 
 The same sweep (MiniLM's tokenizer on a tiny random BERT, the drug reviews; dense, one-shot,
-random and ISP, seeds 0 and 1) runs as ``isp sweep --executor local``, ``processes --workers 2``
-and ``ray --workers 2`` (a local Ray cluster), each in a fresh run folder, as subprocesses with
-one torch thread per process; the executors alternate within each repetition and the table
-reports medians. The records must be identical (what a cell computes: config hash, masks,
-metrics, predictions). Ray's start-up cost is timed on its own (``ray.init`` and
-``ray.shutdown`` of a two-CPU local cluster). Opt-in: ``--only P7``.
+random and ISP, seeds 0 and 1, :data:`EPOCHS` epochs each) runs as ``isp sweep --executor
+local``, ``processes --workers 2`` and ``ray --cpus-per-job 1`` (a local Ray cluster of the
+machine's cores), each in a fresh run folder, as subprocesses with one torch thread per process;
+the executors alternate within each repetition and the table reports medians. The records must
+be identical (what a cell computes: config hash, masks, metrics, predictions). Ray's start-up
+cost is timed on its own (``ray.init`` and ``ray.shutdown`` of a two-CPU local cluster). Opt-in:
+``--only P7``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ TARGET_RATIO = 0.6
 SAME = ("config_hash", "resolved", "mask_digest", "actual_sparsity", "val_metric",
         "test_metric", "train_steps", "samples_seen", "ledger", "test_predictions",
         "test_labels_sha256")
-EXECUTORS = {"local": [], "processes": ["--workers", "2"], "ray": ["--workers", "2"]}
+#: Epochs per cell: long enough (seconds per cell) that the workers' start-up (a fresh
+#: interpreter importing torch and transformers, about 4 s here) is not all that is measured.
+EPOCHS = 40
+EXECUTORS = {"local": [], "processes": ["--workers", "2"], "ray": ["--cpus-per-job", "1"]}
 RAY_START = ("import time, ray; t = time.perf_counter(); ray.init(num_cpus=2, "
              "include_dashboard=False, log_to_driver=False); ray.shutdown(); "
              "print(time.perf_counter() - t)")
@@ -40,7 +44,7 @@ RAY_START = ("import time, ray; t = time.perf_counter(); ray.init(num_cpus=2, "
 def sweep_config(out: Path) -> dict:
     """The 8 smoke cells, runs under ``out``."""
     return {"name": "p7", "profile": "smoke", "model": "minilm", "data": "drugreview",
-            "seeds": [0, 1], "out": str(out),
+            "seeds": [0, 1], "settings": {"epochs": EPOCHS}, "out": str(out),
             "grid": [{"methods": ["dense"], "sparsities": [0.0]},
                      {"methods": ["oneshot", "random", "isp"], "sparsities": [0.5]}]}
 

@@ -52,8 +52,9 @@ class DevicePreprocess(nn.Module):
     Resizes the shorter side to ``size`` as PIL resizes 8-bit images (``F.interpolate`` with
     ``antialias=True``, PIL's filters; width then height, each pass rounded and clipped to
     8 bits), crops the centre square and normalises: the steps of :func:`eval_transform`
-    (``resize_mode="shortest"``). The pixels differ from PIL's fixed-point arithmetic by at
-    most one 8-bit level (bicubic; two for bilinear), in a few pixels in a thousand.
+    (``resize_mode="shortest"``). The pixels differ from PIL's fixed-point arithmetic in a few
+    pixels in a thousand: by one 8-bit level on the test fixtures, by up to two on benchmark
+    P8's CIFAR-shaped batches (bicubic).
     ``mean`` and ``std`` are non-persistent buffers: the state dict is unchanged.
 
     Args:
