@@ -38,6 +38,7 @@ FIGURES = {
     "P5": "p5_ci",
     "P7": "p7_executors",
     "P8": "p8_clip_pipeline",
+    "P10": "p10_semi_structured",
     "FLOPS": "flops_methods",
 }
 OPT_IN = ("P5", "P7")

@@ -298,6 +298,7 @@ def _readme(record: dict, family: str, mask: Mask, done: Exported) -> str:
         "",
         done.load.strip(),
         "",
+        *_speed_section(record, family),
         "## Sparsity per tensor",
         "",
         "Pruned entries are exactly zero. Tensors outside the prunable scope are dense.",
@@ -311,6 +312,47 @@ def _readme(record: dict, family: str, mask: Mask, done: Exported) -> str:
         lines.append(f"| `{done.rename(name)}` | {tuple(m.shape)} | {pruned:.2%} |")
     lines += ["", f"Overall: {mask.sparsity():.2%} of {mask.num_total():,} prunable weights.", ""]
     return "\n".join(lines)
+
+
+def _speed_section(record: dict, family: str) -> list[str]:
+    """The README's lines on whether the mask can run faster, and how (2:4 on a GPU)."""
+    resolved = (record.get("resolved") or {}).get("options") or {}
+    pattern = resolved.get("pattern", (record.get("options") or {}).get("pattern", "none"))
+    if pattern != "2:4":
+        return ["## Speed", "", f"The mask is {'unstructured' if pattern == 'none' else pattern}"
+                ": pruned weights are zeros in dense tensors, so no kernel runs this model "
+                "faster than the dense one; the sparsity saves FLOPs on paper only.", ""]
+    if family == "cnn":
+        return ["## Speed", "", "The mask is 2:4 along the input channels (NVIDIA ASP's rule), but "
+                "PyTorch has 2:4 kernels for linear layers only, and this model's pruned weights "
+                "are convolutions: run it through TensorRT with sparsity enabled to use them.", ""]
+    return ["## Speed: 2:4 on a GPU", "", SEMI_STRUCTURED_LOAD.strip(), ""]
+
+
+SEMI_STRUCTURED_LOAD = """
+The mask is 2:4 (2 of every 4 consecutive input weights of each row kept), which NVIDIA GPUs
+from Ampere on (compute capability 8.0) multiply about twice as fast through
+`torch.sparse.to_sparse_semi_structured`. On a CPU it saves no time. After loading as above
+(`model` below is the loaded module: `encoder` for a mean-pooled BERT, `model.visual` for CLIP):
+
+```python
+import torch
+from torch.sparse import to_sparse_semi_structured
+
+model = model.to("cuda", torch.bfloat16).eval()
+in_attention = {id(m.out_proj) for m in model.modules()
+                if isinstance(m, torch.nn.MultiheadAttention)}  # its fused path needs dense
+for layer in model.modules():
+    linear = isinstance(layer, torch.nn.Linear) and id(layer) not in in_attention
+    w = layer.weight if linear else None
+    if w is not None and w.shape[0] % 32 == 0 and w.shape[1] % 64 == 0 and \\
+            bool(((w != 0).view(w.shape[0], -1, 4).sum(-1) <= 2).all()):
+        layer.weight = torch.nn.Parameter(to_sparse_semi_structured(w), requires_grad=False)
+```
+
+With isp_lib installed, `isp_lib.to_semi_structured(model)` does the same, and
+`isp_lib.semi_structured.plan(model)` says why each other layer stays dense.
+"""
 
 
 def _number(value: Any) -> str:

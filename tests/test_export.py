@@ -217,3 +217,36 @@ def test_a_changed_weights_file_is_refused(exports, tmp_path):
     with pytest.raises(UserError, match="model.safetensors is missing"):
         run(cfg, tmp_path / "runs", device="cpu")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_2_4_export_says_how_to_run_it_faster_and_its_code_agrees_with_plan(
+        tmp_path, monkeypatch):
+    """The README of a 2:4 run's export has a "2:4 on a GPU" section whose plain-torch code
+    converts exactly the layers :func:`isp_lib.semi_structured.plan` calls convertible; an
+    unstructured run's README says its mask saves no time."""
+    from isp_lib.semi_structured import CONVERTIBLE, plan
+
+    cfg = make_config("oneshot", "minilm", "drugreview", 0.5, "smoke",
+                      overrides={**FAST, "pattern": "2:4"})
+    run(cfg, tmp_path / "runs", device="cpu")
+    export_run(tmp_path / "runs" / cfg.dir_name(), tmp_path / "x")
+    readme = (tmp_path / "x" / "README.md").read_text()
+    assert "## Speed: 2:4 on a GPU" in readme
+    load, speed = re.findall(r"```python\n(.*?)```", readme, re.S)[:2]
+    ns: dict = {"DIR": str(tmp_path / "x")}
+    exec(load, ns)
+    model = ns["encoder"]
+    expected = {name for name, status in plan(model).items() if status == CONVERTIBLE}
+    by_weight = {id(m.weight): name for name, m in model.named_modules()
+                 if isinstance(m, torch.nn.Linear)}
+    converted: list[str] = []
+    monkeypatch.setattr(torch.sparse, "to_sparse_semi_structured",
+                        lambda w: converted.append(by_weight[id(w)]) or w)
+    monkeypatch.setattr(type(model), "to", lambda self, *a, **k: self)
+    exec(speed, {"model": model})
+    assert expected and set(converted) == expected
+    unstructured = tmp_path / "y"
+    cfg = make_config("oneshot", "minilm", "drugreview", 0.5, "smoke", overrides=FAST)
+    run(cfg, tmp_path / "runs", device="cpu")
+    export_run(tmp_path / "runs" / cfg.dir_name(), unstructured)
+    assert "no kernel runs this model faster" in (unstructured / "README.md").read_text()
