@@ -163,6 +163,66 @@ def test_device_preprocess_at_clip_size_matches_open_clip():
     assert DevicePreprocess(224, mean, std, "bicubic").state_dict() == {}
 
 
+def _pil_pixels(transform, images) -> torch.Tensor:
+    """PIL's 8-bit pixels from ``transform``'s PIL steps (resize, centre crop), as (N, 3, H, W)."""
+    from torchvision.transforms import CenterCrop, Resize
+
+    steps = [t for t in transform.transforms if isinstance(t, Resize | CenterCrop)]
+    assert len(steps) == 2
+    out = []
+    for image in images:
+        image = to_pil_rgb(image)
+        for step in steps:
+            image = step(image)
+        out.append(np.asarray(image))
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
+
+
+def test_device_resize_is_within_one_8bit_level_of_pil():
+    """Benchmark P8's data at CLIP's size: 512 random CIFAR-shaped images, smooth ones and
+    the extremes, compared in 8-bit pixels, before normalisation (PIL's resampling is fixed
+    point; the device path computes the same integers, so the difference is in fact zero;
+    the tests above compare the normalised output with the whole transform)."""
+    import open_clip
+
+    mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
+    transform = open_clip.image_transform(224, is_train=False, mean=mean, std=std,
+                                          resize_mode="shortest", interpolation="bicubic")
+    rng = np.random.default_rng(8)
+    y, x = np.mgrid[0:32, 0:32]
+    smooth = [np.stack([127.5 + 127.5 * np.sin(x / (2 + k) + y / (3 + k) + c)
+                        for c in range(3)], -1).round().astype(np.uint8) for k in range(6)]
+    stripes = np.repeat(((x + y) % 2 * 255).astype(np.uint8)[..., None], 3, -1)
+    images = np.concatenate([rng.integers(0, 256, (512, 32, 32, 3), dtype=np.uint8),
+                             np.stack(smooth), np.zeros((1, 32, 32, 3), np.uint8),
+                             np.full((1, 32, 32, 3), 255, np.uint8), stripes[None]])
+    preprocess = DevicePreprocess(224, mean, std, "bicubic")
+    pixels = decode_images(images)
+    ours = preprocess.resize(pixels)
+    assert ours.shape == (len(images), 3, 224, 224)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as in a bf16 run: float64 is kept
+        assert torch.equal(preprocess.resize(pixels[:8]), ours[:8])
+    assert torch.equal(ours[:8], ours[:8].round())
+    assert ours.sub_(_pil_pixels(transform, images)).abs_().max() <= 1  # in place: 0.6 GB
+
+
+@pytest.mark.parametrize("interpolation", ["bicubic", "bilinear"])
+def test_device_resize_matches_pil_when_shrinking_and_cropping(interpolation):
+    """Non-square images, enlarged and shrunk (where PIL widens its filter to antialias)."""
+    import open_clip
+
+    mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
+    transform = open_clip.image_transform(40, is_train=False, mean=mean, std=std,
+                                          resize_mode="shortest", interpolation=interpolation)
+    preprocess = DevicePreprocess(40, mean, std, interpolation)
+    rng = np.random.default_rng(9)
+    for shape in [(24, 37, 3), (90, 61, 3), (40, 130, 3), (40, 40, 3)]:
+        images = rng.integers(0, 256, (4, *shape), dtype=np.uint8)
+        ours = preprocess.resize(decode_images(images))
+        assert ours.shape == (4, 3, 40, 40), shape
+        assert (ours - _pil_pixels(transform, images)).abs().max() <= 1, shape
+
+
 def test_decoded_images_classify_as_the_pil_path(clip_bundle):
     split = _image_split(10, (28, 28))
     decoded = clip_bundle.make_device_dataset(split)

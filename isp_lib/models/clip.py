@@ -10,6 +10,7 @@ visual tower (``visual.transformer.resblocks.N...``, the ``clip`` scope) is fine
 
 from __future__ import annotations
 
+import functools
 import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,20 +43,90 @@ _TINY_VISION = {"image_size": 32, "patch_size": 8, "width": 32, "layers": 2, "he
 _TINY_TEXT = {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}
 
 
-#: Resize filters that :class:`DevicePreprocess` computes as PIL does (antialiased, a = -0.5).
+#: Resize filters that :class:`DevicePreprocess` computes as PIL does (:func:`pil_weights`).
 DEVICE_FILTERS = ("bicubic", "bilinear")
+#: Fraction bits of PIL's fixed-point weights for 8-bit images (``PRECISION_BITS``).
+PIL_PRECISION_BITS = 32 - 8 - 2
+
+
+def _pil_bicubic(x: float) -> float:
+    """PIL's bicubic filter (Keys, a = -0.5), in PIL's operation order."""
+    a = -0.5
+    if x < 0.0:
+        x = -x
+    if x < 1.0:
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1
+    if x < 2.0:
+        return (((x - 5) * x + 8) * x - 4) * a
+    return 0.0
+
+
+def _pil_bilinear(x: float) -> float:
+    """PIL's bilinear (triangle) filter."""
+    if x < 0.0:
+        x = -x
+    return 1.0 - x if x < 1.0 else 0.0
+
+
+#: filter name -> (function, support at scale 1), as PIL defines them.
+_PIL_FILTERS = {"bicubic": (_pil_bicubic, 2.0), "bilinear": (_pil_bilinear, 1.0)}
+
+
+@functools.lru_cache(maxsize=64)
+def pil_weights(in_size: int, out_size: int, interpolation: str) -> torch.Tensor:
+    """The fixed-point weights with which PIL resamples one axis of an 8-bit image.
+
+    PIL (``src/libImaging/Resample.c``: ``precompute_coeffs``, ``normalize_coeffs_8bpc``)
+    centres output pixel ``i`` at ``(i + 0.5) * in_size / out_size``, widens the filter's
+    support by that scale when it shrinks (antialiasing), normalises each row's weights to sum
+    to one in double precision and rounds them half away from zero to integers in units of
+    ``2**-PIL_PRECISION_BITS``. Computed here with the same double-precision operations in the
+    same order, so the integers are PIL's own.
+
+    Args:
+        in_size: input pixels along the axis.
+        out_size: output pixels along the axis.
+        interpolation: one of :data:`DEVICE_FILTERS`.
+
+    Returns:
+        (out_size, in_size) float64 matrix of integer weights (a CPU tensor, cached; do not
+        modify it).
+    """
+    fn, base_support = _PIL_FILTERS[interpolation]
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = base_support * filterscale
+    ss, one = 1.0 / filterscale, float(1 << PIL_PRECISION_BITS)
+    weights = torch.zeros(out_size, in_size, dtype=torch.float64)
+    for i in range(out_size):
+        center = (i + 0.5) * scale
+        lo = max(int(center - support + 0.5), 0)  # C's (int) truncates towards zero, as int()
+        hi = min(int(center + support + 0.5), in_size)
+        row = [fn((x - center + 0.5) * ss) for x in range(lo, hi)]
+        total = 0.0
+        for w in row:
+            total += w
+        for k, w in enumerate(row):
+            w = w / total if total != 0.0 else w
+            weights[i, lo + k] = int(w * one - 0.5) if w < 0 else int(w * one + 0.5)
+    return weights
 
 
 class DevicePreprocess(nn.Module):
     """open_clip's evaluation preprocessing as tensor ops, for uint8 images on any device.
 
-    Resizes the shorter side to ``size`` as PIL resizes 8-bit images (``F.interpolate`` with
-    ``antialias=True``, PIL's filters; width then height, each pass rounded and clipped to
-    8 bits), crops the centre square and normalises: the steps of :func:`eval_transform`
-    (``resize_mode="shortest"``). The pixels differ from PIL's fixed-point arithmetic in a few
-    pixels in a thousand: by one 8-bit level on the test fixtures, by up to two on benchmark
-    P8's CIFAR-shaped batches (bicubic).
-    ``mean`` and ``std`` are non-persistent buffers: the state dict is unchanged.
+    Resizes the shorter side to ``size`` exactly as PIL resizes 8-bit images, crops the centre
+    square and normalises: the steps of :func:`eval_transform` (``resize_mode="shortest"``),
+    with the same pixels. PIL resamples in two passes, width then height, each a weighted sum
+    with integer weights (:func:`pil_weights`) rounded half up and clipped to 8 bits; here
+    each pass is one matrix product in float64 with those weights times
+    ``2**-PIL_PRECISION_BITS`` (exact: a power of two), then the same rounding and clipping.
+    Every product and partial sum is then a multiple of ``2**-22`` below ``2**9`` in
+    magnitude (31 significant bits), which float64 holds exactly, whatever the summation
+    order. So the result is bit-identical to PIL's, deterministic on every device, and
+    unaffected by TF32 or autocast (neither touches float64). Rows and columns outside the
+    centre crop are never computed. ``mean`` and ``std`` are non-persistent buffers: the
+    state dict is unchanged. The device needs float64 matrix products (CUDA and the CPU do).
 
     Args:
         size: output side in pixels.
@@ -76,6 +147,46 @@ class DevicePreprocess(nn.Module):
         self.interpolation = interpolation
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self._weights: dict[tuple[int, int, int, torch.device], torch.Tensor] = {}
+
+    def _axis(self, in_size: int, out_size: int, start: int,
+              device: torch.device) -> torch.Tensor:
+        """Rows ``start:start + size`` of :func:`pil_weights` times
+        ``2**-PIL_PRECISION_BITS``, on ``device``; cached."""
+        key = (in_size, out_size, start, device)
+        if key not in self._weights:
+            weights = pil_weights(in_size, out_size, self.interpolation)[start:start + self.size]
+            self._weights[key] = weights.mul(2.0 ** -PIL_PRECISION_BITS).to(device)
+        return self._weights[key]
+
+    def resize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Resize and crop a batch as PIL and torchvision do, without normalising.
+
+        Args:
+            pixels: (batch, 3, H, W) uint8 RGB images, all of one size.
+
+        Returns:
+            (batch, 3, size, size) float64 integers in [0, 255]: PIL's 8-bit pixels.
+        """
+        height, width = pixels.shape[-2:]
+        short, long = min(height, width), max(height, width)
+        new_long = int(self.size * long / short)  # torchvision's Resize(size) on the short side
+        new_h, new_w = (self.size, new_long) if height <= width else (new_long, self.size)
+        top = int(round((new_h - self.size) / 2.0))  # torchvision's CenterCrop
+        left = int(round((new_w - self.size) / 2.0))
+        x = pixels.to(torch.float64)
+        with torch.autocast(pixels.device.type, enabled=False):
+            if new_w != width:  # PIL skips a pass whose size does not change
+                weights = self._axis(width, new_w, left, x.device)
+                x = torch.matmul(x, weights.T).add_(0.5).floor_().clamp_(0, 255)
+            else:
+                x = x[..., left:left + self.size]
+            if new_h != height:
+                weights = self._axis(height, new_h, top, x.device)
+                x = torch.matmul(weights, x).add_(0.5).floor_().clamp_(0, 255)
+            else:
+                x = x[..., top:top + self.size, :]
+        return x
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Preprocess a batch.
@@ -84,21 +195,11 @@ class DevicePreprocess(nn.Module):
             pixels: (batch, 3, H, W) uint8 RGB images, all of one size.
 
         Returns:
-            (batch, 3, size, size) float32 images, normalised.
+            (batch, 3, size, size) float32 images, normalised as ``ToTensor`` and
+            ``Normalize`` do.
         """
-        height, width = pixels.shape[-2:]
-        short, long = min(height, width), max(height, width)
-        new_long = int(self.size * long / short)  # torchvision's Resize(size) on the short side
-        new = (self.size, new_long) if height <= width else (new_long, self.size)
-        x = pixels.float()
-        for size in ((height, new[1]), new):
-            if size != tuple(x.shape[-2:]):
-                x = F.interpolate(x, size=size, mode=self.interpolation, align_corners=False,
-                                  antialias=True).clamp_(0, 255).round_()
-        top = int(round((new[0] - self.size) / 2.0))
-        left = int(round((new[1] - self.size) / 2.0))
-        x = x[..., top:top + self.size, left:left + self.size]
-        return x.div(255).sub_(self.mean).div_(self.std)
+        x = self.resize(pixels).to(torch.float32)
+        return x.div_(255).sub_(self.mean).div_(self.std)
 
 
 class ClipClassifier(nn.Module):
