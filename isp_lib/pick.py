@@ -1,0 +1,142 @@
+"""What a practitioner should pick: per sparsity, the arms side by side on cost and accuracy.
+
+Chapter 10 compares ISP with the one-shot methods practitioners use today (Wanda, Sun et al.
+2023; SparseGPT, Frantar and Alistarh 2023), with and without a fine-tune, and at 2:4. The
+pick is made the way a practitioner would make it without a test set: on **validation**
+accuracy. :func:`recommend` names, per sparsity (a 2:4 pattern is its own row), the arm with
+the best mean validation metric (the cheaper on a tie) and the cheapest arm within ``margin`` points of it on
+validation, and reports both arms' cost in units of T and mean test metric, once, beside
+them. :func:`plot_cost_accuracy` draws every arm at its mean cost and mean test metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from isp_lib.analysis import NO_RECORDS, Claim, against, tidy_costs
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+#: The calibration-only methods of chapter 10, with their fine-tune and without.
+CALIBRATED = ("wanda", "sparsegpt", "wanda (finetune=false)", "sparsegpt (finetune=false)")
+
+#: The arms at 2:4.
+TWO_FOUR = tuple(f"{m} (pattern=2:4)" for m in ("isp", "oneshot", "wanda", "sparsegpt"))
+
+#: Every arm of chapter 10 (ISP and one-shot unstructured come from the headline sweeps).
+ARMS = ("isp", "oneshot", *CALIBRATED, *TWO_FOUR)
+
+#: The columns of :func:`recommend`.
+COLUMNS = ("setting", "best on validation", "its cost (T)", "its test",
+           "cheapest within margin", "cheapest's cost (T)", "cheapest's test", "arms", "seeds")
+
+
+def claims(sparsities: Sequence[float] = (0.5, 0.7, 0.9)) -> list[Claim]:
+    """Chapter 10's claims: ISP beats each calibrated arm at each sparsity; at 2:4, ISP beats
+    one-shot, Wanda and SparseGPT, and is at least ISP unstructured at 50% within 1 point.
+
+    >>> len(claims()), claims()[-1][:4]
+    (16, ('isp (pattern=2:4)', 'isp', 'at least', 1.0))
+    """
+    two_four = against(TWO_FOUR[0], TWO_FOUR[1:], [0.5])
+    return [*against("isp", CALIBRATED, list(sparsities)), *two_four,
+            Claim(TWO_FOUR[0], "isp", "at least", 1.0, 0.5)]
+
+
+def _setting(row: pd.Series) -> str:
+    """"50%", or "2:4" for an arm with a pattern."""
+    return "2:4" if "pattern=2:4" in str(row["settings"]) else f"{row['sparsity']:.0%}"
+
+
+def arms(records: Sequence[dict]) -> pd.DataFrame:
+    """Per setting (sparsity, or 2:4) and arm: mean validation and test metric, cost in T,
+    seeds.
+
+    Args:
+        records: result records (runs at sparsity 0 are left out).
+
+    Returns:
+        Indexed by ``setting`` and ``label``: ``val``, ``test``, ``cost (T)``, ``seeds``.
+
+    >>> rec = lambda m, s, v, t: {"method": m, "config": {"overrides": [], "profile": "cpu"},
+    ...     "target_sparsity": s, "val_metric": v, "test_metric": t, "seed": 0,
+    ...     "train_steps": 10, "budget_steps": 10, "ledger": {"phases": {}}}
+    >>> arms([rec("isp", 0.5, 80.0, 79.0), rec("dense", 0.0, 90.0, 90.0)])["test"].to_dict()
+    {('50%', 'isp'): 79.0}
+    """
+    df = tidy_costs(records)
+    df = df[df["sparsity"] > 0] if len(df) else df
+    if df.empty:
+        return pd.DataFrame(columns=["val", "test", "cost (T)", "seeds"])
+    df = df.assign(setting=df.apply(_setting, axis=1))
+    g = df.groupby(["setting", "label"], sort=True)
+    return g.agg(val=("val_metric", "mean"), test=("test_metric", "mean"),
+                 **{"cost (T)": ("cost (T)", "mean")}, seeds=("seed", "nunique"))
+
+
+def recommend(records: Sequence[dict], margin: float = 0.5) -> pd.DataFrame:
+    """Per setting: the arm to pick on validation, and the cheapest one nearly as good.
+
+    Args:
+        records: result records of several arms (the same seeds, for a fair mean).
+        margin: points of mean validation metric the cheaper pick may give up.
+
+    Returns:
+        One row per setting with :data:`COLUMNS`; empty without records.
+    """
+    table = arms(records)
+    if table.empty:
+        return pd.DataFrame(columns=list(COLUMNS)).set_index("setting")
+    rows = []
+    for setting, group in table.groupby(level="setting", sort=False):
+        group = group.droplevel("setting")
+        best = group.sort_values(["val", "cost (T)"], ascending=[False, True]).index[0]
+        near = group[group["val"] >= group.loc[best, "val"] - margin]
+        cheap = near.sort_values(["cost (T)", "val"], ascending=[True, False]).index[0]
+        rows.append([setting, best, group.loc[best, "cost (T)"], group.loc[best, "test"],
+                     cheap, group.loc[cheap, "cost (T)"], group.loc[cheap, "test"],
+                     len(group), int(group["seeds"].min())])
+    return pd.DataFrame(rows, columns=list(COLUMNS)).set_index("setting")
+
+
+def plot_cost_accuracy(records: Sequence[dict], ax: Axes, title: str = "") -> Axes:
+    """Every arm at its mean cost (units of T, log scale) and mean test metric; the marker
+    says the setting, the colour the method, the bars span the seeds' test metrics.
+
+    Args:
+        records: result records.
+        ax: the axes.
+        title: the axes' title.
+
+    Returns:
+        The axes ("no records yet" written on them when there are none).
+    """
+    ax.set_title(title, fontsize=10)
+    df = tidy_costs(records)
+    df = df[df["sparsity"] > 0] if len(df) else df
+    if df.empty:
+        ax.text(0.5, 0.5, NO_RECORDS, ha="center", va="center", transform=ax.transAxes)
+        return ax
+    df = df.assign(setting=df.apply(_setting, axis=1),
+                   family=df["label"].str.replace(r" \(pattern=2:4\)", "", regex=True))
+    markers = dict(zip(sorted(df["setting"].unique()), "osD^vP*X", strict=False))
+    colours = {f: f"C{i}" for i, f in enumerate(sorted(df["family"].unique()))}
+    for (setting, family), g in df.groupby(["setting", "family"], sort=True):
+        cost, acc = g["cost (T)"].mean(), g["test_metric"]
+        ax.errorbar(max(cost, 1e-3), acc.mean(), color=colours[family],
+                    yerr=[[acc.mean() - acc.min()], [acc.max() - acc.mean()]],
+                    marker=markers[setting], linestyle="none", capsize=2, markersize=6)
+    for family, colour in colours.items():
+        ax.plot([], [], color=colour, marker="o", linestyle="none", label=family)
+    for setting, marker in markers.items():
+        ax.plot([], [], color="grey", marker=marker, linestyle="none", label=setting)
+    ax.set_xscale("log")
+    ax.set_xlabel("cost (units of T, log scale)")
+    ax.set_ylabel(f"test {df['metric_name'].iloc[0]} (%)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    return ax

@@ -1,0 +1,79 @@
+"""Chapter 10's pick table and cost-accuracy plot (isp_lib.pick) on small fake records."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from isp_lib import pick  # noqa: E402
+
+
+def record(method: str, seed: int, val: float, test: float, steps: int, sparsity: float = 0.5,
+           overrides: tuple = ()) -> dict:
+    """A result record with the fields the pick reads."""
+    return {"method": method, "model": "minilm", "data": "toy", "target_sparsity": sparsity,
+            "actual_sparsity": sparsity, "seed": seed, "metric_name": "accuracy",
+            "val_metric": val, "test_metric": test,
+            "config": {"profile": "cpu", "overrides": [list(o) for o in overrides]},
+            "config_hash": f"{method}{seed}{sparsity}{overrides}", "train_steps": steps,
+            "budget_steps": 10, "samples_seen": 0, "wall_s": 1.0,
+            "ledger": {"phases": {"train": {"steps": steps}}}}
+
+
+NO_FT = (("finetune", "false"),)
+TWO_FOUR = (("pattern", "2:4"),)
+
+
+@pytest.fixture
+def recs() -> list[dict]:
+    out = []
+    for seed in range(3):
+        out += [record("isp", seed, 80.0 + seed, 70.0, 12),
+                record("wanda", seed, 79.8 + seed, 90.0, 10),  # within 0.5 on val, cheaper
+                record("wanda", seed, 60.0, 95.0, 1, overrides=NO_FT),  # best test: ignored
+                record("isp", seed, 75.0, 74.0, 12, overrides=TWO_FOUR),
+                record("oneshot", seed, 76.0, 73.0, 10, overrides=TWO_FOUR),
+                record("dense", seed, 99.0, 99.0, 10, sparsity=0.0)]
+    return out
+
+
+def test_arms_split_2_4_from_unstructured_and_leave_dense_out(recs):
+    table = pick.arms(recs)
+    assert set(table.index.get_level_values("setting")) == {"50%", "2:4"}
+    assert table.loc[("2:4", "isp (pattern=2:4)"), "seeds"] == 3
+    assert table.loc[("50%", "isp"), "cost (T)"] == pytest.approx(1.2)
+
+
+def test_recommend_picks_on_validation_never_on_test(recs):
+    table = pick.recommend(recs, margin=0.5)
+    assert table.loc["50%", "best on validation"] == "isp"
+    assert table.loc["50%", "cheapest within margin"] == "wanda"  # 0.2 below isp on val
+    assert table.loc["50%", "its test"] == pytest.approx(70.0)
+    assert table.loc["2:4", "best on validation"] == "oneshot (pattern=2:4)"
+    narrow = pick.recommend(recs, margin=0.1)
+    assert narrow.loc["50%", "cheapest within margin"] == "isp"
+    assert pick.recommend([]).empty
+
+
+def test_claims_cover_every_calibrated_arm_and_the_2_4_arms():
+    claims = pick.claims()
+    assert {(c.b, c.sparsity) for c in claims if c.a == "isp"} == {
+        (b, s) for b in pick.CALIBRATED for s in (0.5, 0.7, 0.9)}
+    assert {c.b for c in claims if c.a == "isp (pattern=2:4)"} == {
+        "oneshot (pattern=2:4)", "wanda (pattern=2:4)", "sparsegpt (pattern=2:4)", "isp"}
+
+
+def test_plot_draws_one_point_per_arm_and_setting(recs):
+    fig, ax = plt.subplots()
+    pick.plot_cost_accuracy(recs, ax, title="t")
+    assert ax.get_xscale() == "log" and ax.get_title() == "t"
+    assert len(ax.containers) == 5  # isp, wanda, wanda (finetune=false) at 50%; 2 at 2:4
+    empty_fig, empty = plt.subplots()
+    pick.plot_cost_accuracy([], empty)
+    assert [t.get_text() for t in empty.texts] == ["no records yet"]
+    plt.close(fig)
+    plt.close(empty_fig)
