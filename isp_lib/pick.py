@@ -4,9 +4,9 @@ Chapter 10 compares ISP with the one-shot methods practitioners use today (Wanda
 2023; SparseGPT, Frantar and Alistarh 2023), with and without a fine-tune, and at 2:4. The
 pick is made the way a practitioner would make it without a test set: on **validation**
 accuracy. :func:`recommend` names, per sparsity (a 2:4 pattern is its own row), the arm with
-the best mean validation metric (the cheaper on a tie) and the cheapest arm within ``margin`` points of it on
-validation, and reports both arms' cost in units of T and mean test metric, once, beside
-them. :func:`plot_cost_accuracy` draws every arm at its mean cost and mean test metric.
+the best mean validation metric (the cheaper on a tie) and the cheapest arm within ``margin``
+points of it on validation, and reports both arms' cost in units of T and mean test metric,
+once, beside them. :func:`plot_cost_accuracy` draws every arm at its mean cost and mean test metric.
 """
 
 from __future__ import annotations
