@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,17 +48,35 @@ def _parse_set(items: list[str]) -> dict[str, str]:
     return out
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser whose description may end in text computed only when its help is shown.
+
+    Args:
+        more: returns the rest of the description (e.g. the methods, which imports torch).
+    """
+
+    def __init__(self, *args: object, more: Callable[[], str] | None = None,
+                 **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.more = more
+
+    def format_help(self) -> str:
+        if self.more is not None:
+            self.description, self.more = (self.description or "") + self.more(), None
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (``isp --help``, ``isp run --help``)."""
     parser = argparse.ArgumentParser(
         prog="isp", description="Instant Soup Pruning kit (Jaiswal et al., ICML 2023).",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser(
         "run", help="run one experiment (skipped if complete, resumed if interrupted)",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Prune a model with one method and write <out>/<run dir>/result.json.\n\n"
-                    "methods (dense ones need --sparsity 0):\n" + _methods_help())
+                    "methods (dense ones need --sparsity 0):\n", more=_methods_help)
     r.add_argument("--method", required=True, help="method name (see the list above)")
     r.add_argument("--model", required=True,
                    help="model: minilm (offline all-MiniLM-L6-v2), bert-base, clip-vit-b32, "
@@ -74,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=Path("runs"),
                    help="folder of run directories (default ./runs)")
     r.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    from isp_lib.accel import add_arguments as add_accel_arguments
+    from isp_lib.accel_flags import add_arguments as add_accel_arguments
 
     add_accel_arguments(r, bf16=True)
     r.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",

@@ -82,6 +82,18 @@ def test_processes_through_the_cli_give_the_local_records(reference, tmp_path, c
     assert capsys.readouterr().err.count("skipped (complete)") == 4
 
 
+def test_cpu_workers_fork_from_a_server_that_imported_torch_and_transformers(tmp_path):
+    context = make_executor("processes", "cpu", workers=1).context
+    probe = tmp_path / "modules"
+    child = context.Process(target=exec, args=(
+        f"import sys; open({str(probe)!r}, 'w').write(' '.join(sys.modules))",))
+    child.start()
+    child.join(60)
+    assert context.get_start_method() == "forkserver" and child.exitcode == 0
+    loaded = set(probe.read_text().split())
+    assert {"torch", "transformers.modeling_utils", "isp_lib.runs"} <= loaded
+
+
 @pytest.mark.parametrize("name,options", [
     ("submitit", {"cluster": "local", "timeout_min": 10}),
     ("ray", {"num_cpus": 2}),

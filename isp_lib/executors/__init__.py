@@ -97,7 +97,7 @@ def make_executor(name: str, device: str = "auto", **options: Any) -> Executor |
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--executor`` and the settings of :data:`FLAGS` to ``isp sweep``'s parser, and
     how every job uses its device (``--no-bf16``, ``--compile``: :mod:`isp_lib.accel`)."""
-    from isp_lib.accel import add_arguments as add_accel_arguments
+    from isp_lib.accel_flags import add_arguments as add_accel_arguments
 
     parser.add_argument("--executor", default="local",
                         help="where the cells run: local (default: one after another here), "

@@ -1,8 +1,12 @@
 """``--executor processes``: N worker processes on this machine, one cell at a time each.
 
-Workers are started with ``spawn`` (a fresh interpreter: no CUDA state or threads inherited)
-and each takes the next cell when it is done with one. With several GPUs, worker ``i`` sees
-only GPU ``i % n_gpus`` (``CUDA_VISIBLE_DEVICES``). A worker's output goes to
+Each worker takes the next cell when it is done with one. Workers on the CPU are forked from a
+fork server that :class:`Processes` starts as it is made (it ends with the driver): a fresh
+interpreter that imports :data:`PRELOAD` once, while the driver reads the sweep, and never
+touches CUDA, so that no worker pays the seconds of importing torch and transformers. Workers
+that use GPUs are started with ``spawn`` (a fresh interpreter: no CUDA state or threads
+inherited); with several GPUs, worker ``i`` sees only GPU ``i % n_gpus``
+(``CUDA_VISIBLE_DEVICES``, set before it imports torch). A worker's output goes to
 ``<out>/_processes/<run dir>.log``, one file per cell. A worker that dies in the middle of a
 cell (killed, out of memory) fails that cell only: the driver notices at once, starts a new
 worker for the cells still waiting, and reports the lost cell at the end.
@@ -10,6 +14,7 @@ worker for the cells still waiting, and reports the lost cell at the end.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
 import os
 import signal
@@ -18,7 +23,9 @@ from collections import deque
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from multiprocessing import forkserver
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
@@ -31,6 +38,16 @@ from isp_lib.executors.base import (
     run_cell,
     visible_gpus,
 )
+
+#: What the fork server of CPU workers imports before forking them: what every cell needs, and
+#: the BERT family's ``transformers`` (seconds to import; most CPU sweeps are of that family).
+PRELOAD = ["isp_lib.executors.processes", "isp_lib.runs", "isp_lib.models.bert"]
+
+if getattr(sys.modules.get("__main__"), "main", None) is forkserver.main:
+    # Preloaded by the fork server: end it without the interpreter's teardown (seconds with
+    # torch and transformers loaded, after the driver has exited, while the server still holds
+    # the driver's stdout and stderr). Its workers end with os._exit already.
+    atexit.register(os._exit, 0)
 
 
 def _serve(conn: Connection, gpu: str | None, logs: str) -> None:
@@ -77,15 +94,12 @@ class Processes(Executor):
     logs = "_processes"
 
     def __init__(self, device: str, workers: int | None = None, cpus_per_job: int = 1) -> None:
-        import torch
-
-        from isp_lib.runs import resolve_device
-
         check_count("--workers", workers, 1)
         super().__init__(device, cpus_per_job)
-        gpus = torch.cuda.device_count() if resolve_device(device).type == "cuda" else 0
+        gpus = _cuda_devices(device)
         self.gpus = visible_gpus(gpus) if gpus > 1 else []
         self.workers = workers or len(self.gpus) or max(1, (os.cpu_count() or 1) // cpus_per_job)
+        self.context = _fork_server() if gpus == 0 else mp.get_context("spawn")
 
     def describe(self) -> str:
         pinned = f", one GPU each of {len(self.gpus)}" if self.gpus else ""
@@ -94,15 +108,14 @@ class Processes(Executor):
     def run(self, jobs: Sequence[CellJob], logs: Path | None) -> Outcomes:
         assert logs is not None
         logs.mkdir(parents=True, exist_ok=True)
-        ctx = mp.get_context("spawn")
         todo = deque(jobs)
         busy: dict[Connection, _Worker] = {}
 
         def start(slot: int) -> None:
-            ours, theirs = ctx.Pipe()
+            ours, theirs = self.context.Pipe()
             gpu = self.gpus[slot % len(self.gpus)] if self.gpus else None
-            process = ctx.Process(target=_serve, args=(theirs, gpu, str(logs)), daemon=True,
-                                  name=f"isp-worker-{slot}")
+            process = self.context.Process(target=_serve, args=(theirs, gpu, str(logs)),
+                                           daemon=True, name=f"isp-worker-{slot}")
             process.start()
             theirs.close()  # so that our end sees EOF if the worker dies
             give(_Worker(slot, process, ours))
@@ -144,6 +157,27 @@ class Processes(Executor):
                     worker.process.kill()
                 with suppress(OSError):
                     worker.conn.close()
+
+
+def _cuda_devices(device: str) -> int:
+    """How many GPUs the workers of ``device`` use (checked here): 0 where it resolves to the CPU
+    (``cpu`` without importing torch, so that the fork server imports it alongside the driver)."""
+    if device == "cpu":
+        return 0
+    import torch
+
+    from isp_lib.runs import resolve_device
+
+    return torch.cuda.device_count() if resolve_device(device).type == "cuda" else 0
+
+
+def _fork_server() -> BaseContext:
+    """The ``forkserver`` context, its server started now with :data:`PRELOAD` (an earlier
+    fork server of this process is reused as it is)."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    forkserver.ensure_running()
+    return ctx
 
 
 def _death(code: int | None) -> str:
