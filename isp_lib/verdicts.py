@@ -238,7 +238,7 @@ def compare(records: Sequence[dict], a: str, b: str, claim: str = "beats", margi
         else COLLAPSED_VERDICT if all(_collapsed(r) for r in runs)
         else _verdict(claim, float(margin), lo, hi, k),
         detectable=(hi - lo) / 2 * (z + _POWER_Z) / z,
-        wording=wording or _wording(a, b, claim, float(margin)), metric=metric,
+        wording=wording or claim_wording(a, b, claim, float(margin)), metric=metric,
         resampled=resampled, level=level)
 
 
@@ -404,7 +404,12 @@ def _verdict(claim: str, margin: float, lo: float, hi: float, seeds: int) -> str
     return "inconclusive"
 
 
-def _wording(a: str, b: str, claim: str, margin: float) -> str:
+def claim_wording(a: str, b: str, claim: str, margin: float) -> str:
+    """A claim in words, as verdict sentences quote it.
+
+    >>> claim_wording("isp", "imp", "at least", 0.5)
+    'isp is at least as good as imp within 0.5 points'
+    """
     if claim == "beats":
         return f"{a} beats {b}" + (f" by more than {margin:g} points" if margin else "")
     if claim == "at least":

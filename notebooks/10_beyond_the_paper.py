@@ -122,10 +122,10 @@ plt.show()
 # stand-in first, then MiniLM.
 
 # %%
-analysis.show_verdicts(analysis.claim_table(vision, pick.claims()))
+analysis.show_verdicts(analysis.claim_table(vision, pick.claims(VISION_MODEL)))
 
 # %%
-analysis.show_verdicts(analysis.claim_table(language, pick.claims()))
+analysis.show_verdicts(analysis.claim_table(language, pick.claims(LANGUAGE_MODEL)))
 
 # %% [markdown]
 # ## What to pick
