@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import pytest
@@ -66,10 +67,16 @@ def reference(tmp_path_factory) -> list[dict]:
     return records
 
 
-def test_processes_through_the_cli_give_the_local_records(reference, tmp_path, capsys):
+def test_processes_through_the_cli_give_the_local_records(reference, tmp_path, capsys,
+                                                          monkeypatch):
     path = write_config(tmp_path)
     args = ["sweep", str(path), "--device", "cpu", "--executor", "processes", "--workers", "2"]
+    started: list[bool] = []
+    start = BaseProcess.start
+    monkeypatch.setattr(BaseProcess, "start", lambda self: started.append(self.daemon) or
+                        start(self))
     assert main(args) == 0
+    assert started == [False, False]  # not daemons: a cell's DataLoader may start workers
     sweep = load_sweep(path)
     on_file = read_records(sweep.records)
     assert same(on_file) == same(reference)

@@ -115,7 +115,7 @@ class Processes(Executor):
             ours, theirs = self.context.Pipe()
             gpu = self.gpus[slot % len(self.gpus)] if self.gpus else None
             process = self.context.Process(target=_serve, args=(theirs, gpu, str(logs)),
-                                           daemon=True, name=f"isp-worker-{slot}")
+                                           name=f"isp-worker-{slot}")
             process.start()
             theirs.close()  # so that our end sees EOF if the worker dies
             give(_Worker(slot, process, ours))
