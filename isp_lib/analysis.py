@@ -17,7 +17,7 @@ come back empty, claims whose arms have no run read :data:`NO_RECORDS`, and :fun
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -41,6 +41,7 @@ from isp_lib.verdicts import (
 )
 
 if TYPE_CHECKING:
+    import torch
     from matplotlib.axes import Axes
 
 NO_RECORDS = "no records yet"
@@ -584,6 +585,51 @@ def spared_per_round(records: Sequence[dict]) -> pd.DataFrame:
     if not len(rounds):
         return rounds
     return rounds.pivot_table(index="round", columns="label", values="spared (points)")
+
+
+def layer_sparsity(mask: Mapping[str, torch.Tensor]) -> pd.DataFrame:
+    """Sparsity of each tensor of a mask, by layer: the first integer part of a parameter's name
+    is its layer (``encoder.layer.3.attention.self.query.weight`` is layer 3, tensor
+    ``attention.self.query``); a name without one is layer -1 with its whole name as tensor.
+
+    Args:
+        mask: parameter name -> bool tensor (True = kept), e.g. :func:`isp_lib.io.load_mask`.
+
+    Returns:
+        One row per tensor: ``layer``, ``tensor``, ``sparsity`` (share pruned), ``size``.
+    """
+    rows = []
+    for name, kept in mask.items():
+        parts = name.removesuffix(".weight").split(".")
+        at = next((i for i, part in enumerate(parts) if part.isdigit()), None)
+        layer, tensor = (-1, ".".join(parts)) if at is None else (
+            int(parts[at]), ".".join(parts[at + 1:]) or parts[at])
+        rows.append({"layer": layer, "tensor": tensor,
+                     "sparsity": 1 - kept.float().mean().item(), "size": kept.numel()})
+    return pd.DataFrame(rows, columns=["layer", "tensor", "sparsity", "size"])
+
+
+def plot_layer_sparsity(per_layer: pd.DataFrame, overall: float, ax: Axes,
+                        title: str = "") -> Axes:
+    """Bars of :func:`layer_sparsity` per layer and tensor, with the mask's overall sparsity
+    as a dashed line.
+
+    Args:
+        per_layer: :func:`layer_sparsity`'s frame.
+        overall: the whole mask's sparsity (e.g. the record's ``actual_sparsity``).
+        ax: where to draw.
+        title: the panel's title.
+
+    Returns:
+        ``ax``.
+    """
+    import seaborn as sns
+
+    sns.barplot(per_layer, x="layer", y="sparsity", hue="tensor", ax=ax)
+    ax.axhline(overall, color="black", linestyle="--", linewidth=1)
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    return ax
 
 
 def plot_setting(records: Sequence[dict], paper: pd.DataFrame, setting: str, paper_x: str,

@@ -58,7 +58,6 @@ if "google.colab" in sys.modules:  # the kit, with the cpu profile's offline mod
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 
 from isp_lib import analysis
 from isp_lib.io import load_mask
@@ -108,18 +107,10 @@ analysis.isp_rounds([result]).set_index("round")[
 # sparsities.
 
 # %%
-mask = load_mask(f"{OUT}/{cfg.dir_name()}/mask.pt")
-rows = []
-for name, m in mask.items():
-    layer = int(name.split("layer.")[1].split(".")[0])
-    kind = name.split(f"layer.{layer}.")[1].removesuffix(".weight")
-    rows.append({"layer": layer, "tensor": kind, "sparsity": 1 - m.float().mean().item()})
-per_layer = pd.DataFrame(rows)
+per_layer = analysis.layer_sparsity(load_mask(f"{OUT}/{cfg.dir_name()}/mask.pt"))
 fig, ax = plt.subplots(figsize=(7, 4))
-sns.barplot(per_layer, x="layer", y="sparsity", hue="tensor", ax=ax)
-ax.axhline(result["actual_sparsity"], color="black", linestyle="--", linewidth=1)
-ax.set_title(f"ISP mask per layer ({PROFILE} profile, {MODEL}, {DATA}, seed {SEED})")
-ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+title = f"ISP mask per layer ({PROFILE} profile, {MODEL}, {DATA}, seed {SEED})"
+analysis.plot_layer_sparsity(per_layer, result["actual_sparsity"], ax, title)
 plt.tight_layout()
 
 # %% [markdown]

@@ -129,3 +129,32 @@ def test_plot_metric_without_records_says_so():
     analysis.plot_metric([], "sparsity", ax)
     assert ax.texts[0].get_text() == analysis.NO_RECORDS
     plt.close(fig)
+
+
+def test_layer_sparsity_reads_layer_and_tensor_from_the_name():
+    import torch
+
+    kept = torch.zeros(10, dtype=torch.bool)
+    kept[:3] = True
+    mask = {"bert.encoder.layer.3.attention.self.query.weight": kept,
+            "features.12.weight": torch.ones(4, dtype=torch.bool),
+            "classifier.weight": torch.zeros(2, 2, dtype=torch.bool)}
+    frame = analysis.layer_sparsity(mask)
+    assert list(frame["layer"]) == [3, 12, -1]
+    assert list(frame["tensor"]) == ["attention.self.query", "12", "classifier"]
+    assert list(frame["sparsity"]) == pytest.approx([0.7, 0.0, 1.0])
+    assert list(frame["size"]) == [10, 4, 4]
+    assert analysis.layer_sparsity({}).empty
+
+
+def test_plot_layer_sparsity_draws_the_overall_line():
+    import matplotlib.pyplot as plt
+    import torch
+
+    frame = analysis.layer_sparsity({"enc.layer.0.a.weight": torch.tensor([True, False]),
+                                     "enc.layer.1.a.weight": torch.tensor([False, False])})
+    fig, ax = plt.subplots()
+    analysis.plot_layer_sparsity(frame, 0.75, ax, "t")
+    assert ax.get_title() == "t" and ax.lines[-1].get_ydata()[0] == 0.75
+    assert [p.get_height() for p in ax.patches if p.get_height()] == pytest.approx([0.5, 1.0])
+    plt.close(fig)

@@ -40,3 +40,21 @@ def test_has_parameters_cell_and_defines_no_algorithms(py):
             tree = ast.parse(c.source)
             defs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
             assert not defs, "notebooks import the library and define no functions or classes"
+
+
+def code_lines(source: str) -> int:
+    return sum(1 for line in source.splitlines()
+               if line.strip() and not line.strip().startswith("#"))
+
+
+def test_notebook_code_stays_short():
+    """Narrative in Markdown, analysis in the library: code cells of about 10 lines at most,
+    all chapters' code together under 550 lines (non-blank, non-comment)."""
+    total = 0
+    for py in NOTEBOOKS:
+        for cell in jupytext.read(py).cells:
+            if cell.cell_type == "code":
+                n = code_lines(cell.source)
+                assert n <= 10, f"{py.name}: a code cell of {n} lines; move its work to isp_lib"
+                total += n
+    assert total < 550, f"notebooks hold {total} code lines (budget 550)"
