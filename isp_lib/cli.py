@@ -236,11 +236,17 @@ def _sweep(config: Path, device: str, dry_run: bool, weights: bool, as_json: boo
     ``executor`` runs the cells (None: here, one after another; the device is checked);
     ``compile`` and ``no_bf16`` as ``isp sweep --compile --no-bf16`` (:mod:`isp_lib.accel`)."""
     from isp_lib.accel import auto_bf16
-    from isp_lib.records import load_sweep, read_records, run_sweep
+    from isp_lib.records import load_sweep, read_records, run_sweep, stale_records
 
     sweep = load_sweep(config)
     if not no_bf16 and sweep.cells and auto_bf16(sweep.cells[0].profile, device):
         sweep = load_sweep(config, bf16=True)  # one profile per sweep
+    stale = len(stale_records(sweep, read_records(sweep.records)))
+    if stale:
+        print(f"sweep {sweep.name}: {stale} record(s) of {sweep.records} belong to no cell "
+              f"(another configuration or numerics version); "
+              f"{'the sweep would drop' if dry_run else 'rewriting the file drops'} them",
+              file=sys.stderr, flush=True)
     if not dry_run:
         records = run_sweep(sweep, device=device, progress=True, write=True, weights=weights,
                             executor=executor, compile=compile)

@@ -94,6 +94,25 @@ def test_dry_run_lists_every_cell_as_recorded_and_runs_nothing(swept, monkeypatc
     assert swept.with_suffix(".jsonl").read_bytes() == before
 
 
+def test_sweep_names_the_records_of_no_cell_before_dropping_them(swept, tmp_path, monkeypatch,
+                                                                 capsys):
+    path = write_config(tmp_path, yaml.safe_load(swept.read_text()))
+    committed = read_records(swept.with_suffix(".jsonl"))
+    foreign = {**committed[0], "config_hash": "0123456789ab"}
+    lines = [json.dumps(r) for r in [*committed, foreign]]
+    path.with_suffix(".jsonl").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(runs, "load_data", refuse)  # every cell is complete
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    assert "1 record(s) of" in capsys.readouterr().err
+    assert len(read_records(path.with_suffix(".jsonl"))) == 3  # a dry run writes nothing
+    assert main(["sweep", str(path), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "1 record(s) of" in err and "rewriting the file drops them" in err
+    assert read_records(path.with_suffix(".jsonl")) == committed
+    assert main(["sweep", str(path), "--device", "cpu"]) == 0
+    assert "record(s) of" not in capsys.readouterr().err
+
+
 def test_load_or_run_returns_committed_records_without_running(swept, monkeypatch):
     monkeypatch.setattr(records, "run", refuse)
     assert load_or_run(swept, recompute=False) == read_records(swept.with_suffix(".jsonl"))
