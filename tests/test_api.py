@@ -144,6 +144,26 @@ def test_plain_torch_model_with_fc_head_and_scaled_rounds(capsys) -> None:
     assert result.evaluate(mlp_data(32, 3)) > 50
 
 
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
+def test_calibration_methods_on_a_users_model(method) -> None:
+    """Wanda and SparseGPT prune a user's own model from its training data, with their own
+    setting (no fine-tune: the calibration pass only) or the one-shot fine-tune at 2:4."""
+    from isp_lib.patterns import is_nm, parse_pattern
+
+    torch.manual_seed(0)
+    model = MLP()
+    result = isp_lib.prune(model, mlp_data(160, 1), mlp_data(48, 2), method, 0.5, hparams=FAST,
+                           options={"finetune": False}, verbose=False)
+    assert result.mask.num_kept() == 1536 // 2
+    assert list(result.record["ledger"]["phases"]) == ["calib"]
+    assert bool((model.body[0].weight[~result.mask["body.0.weight"]] == 0).all())
+    torch.manual_seed(0)
+    result = isp_lib.prune(MLP(), mlp_data(160, 1), mlp_data(48, 2), method, 0.5, hparams=FAST,
+                           options={"pattern": "2:4"}, verbose=False)
+    assert is_nm(result.mask, parse_pattern("2:4"))
+    assert result.record["ledger"]["phases"]["finetune"]["steps"] > 0
+
+
 def test_custom_collate_and_exclude_and_scope() -> None:
     torch.manual_seed(0)
     model = MLP()
