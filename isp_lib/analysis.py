@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     import torch
     from matplotlib.axes import Axes
 
+    from isp_lib.masks import Mask
+
 NO_RECORDS = "no records yet"
 SMOKE_NOTE = ("Smoke profile: tiny models, seeds 0 and 1 — a check of the machinery; the "
               "tables and figures are shown, no verdict is drawn.")
@@ -607,6 +609,41 @@ def layer_sparsity(mask: Mapping[str, torch.Tensor]) -> pd.DataFrame:
         rows.append({"layer": layer, "tensor": tensor,
                      "sparsity": 1 - kept.float().mean().item(), "size": kept.numel()})
     return pd.DataFrame(rows, columns=["layer", "tensor", "sparsity", "size"])
+
+
+def layer_sparsity_by_mask(masks: Mapping[str, Mapping[str, torch.Tensor]]) -> pd.DataFrame:
+    """Sparsity of each layer (its tensors together, as :func:`layer_sparsity` names layers),
+    one column per mask.
+
+    Args:
+        masks: label -> mask (parameter name -> bool tensor, True = kept).
+
+    Returns:
+        Rows: layers in order; columns: the labels; values: share of the layer's weights pruned.
+    """
+    columns = {}
+    for label, mask in masks.items():
+        frame = layer_sparsity(mask)
+        pruned = (frame["sparsity"] * frame["size"]).groupby(frame["layer"]).sum()
+        columns[label] = pruned / frame.groupby("layer")["size"].sum()
+    return pd.DataFrame(columns)
+
+
+def mask_similarity(masks: Mapping[str, Mask]) -> pd.DataFrame:
+    """Cosine similarity of the kept weights of every pair of masks (the paper's Fig. 3
+    measure, :func:`isp_lib.masks.cosine_similarity`): 1 = the same weights kept.
+
+    Args:
+        masks: label -> mask, all over the same tensors.
+
+    Returns:
+        A symmetric frame, labels as index and columns.
+    """
+    from isp_lib.masks import cosine_similarity
+
+    labels = list(masks)
+    return pd.DataFrame([[cosine_similarity(masks[a], masks[b]) for b in labels]
+                         for a in labels], index=labels, columns=labels)
 
 
 def plot_layer_sparsity(per_layer: pd.DataFrame, overall: float, ax: Axes,
