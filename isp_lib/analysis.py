@@ -297,12 +297,12 @@ def imp_rounds(records: Sequence[dict]) -> pd.DataFrame:
         records: result records (those of IMP with a per-round trace are used).
 
     Returns:
-        One row per IMP run and round: ``target``, ``seed``, ``round``, ``sparsity`` and the
-        cosine similarity (percent) of IMP's mask to the one-shot mask at that sparsity, of
-        the kept (``cos_kept``) and of the pruned (``cos_pruned``) indicators.
+        One row per IMP run and round: ``label`` (the arm), ``target``, ``seed``, ``round``,
+        ``sparsity`` and the cosine similarity (percent) of IMP's mask to the one-shot mask at
+        that sparsity, of the kept (``cos_kept``) and of the pruned (``cos_pruned``) indicators.
     """
     rows = [r for r in _trace_rows(records, "imp", "trace") if "cos_kept" in r]
-    cols = ["target", "seed", "round", "sparsity", "cos_kept", "cos_pruned"]
+    cols = ["label", "target", "seed", "round", "sparsity", "cos_kept", "cos_pruned"]
     df = pd.DataFrame(rows, columns=cols)
     df[["cos_kept", "cos_pruned"]] = df[["cos_kept", "cos_pruned"]].astype(float) * 100
     return df
@@ -529,7 +529,7 @@ def show_verdicts(table: pd.DataFrame) -> None:
     import matplotlib.pyplot as plt
     from IPython.display import Markdown, display
 
-    display(verdict_frame(table).style.hide(axis="index"))
+    display(verdict_frame(table).style.hide(axis="index").format(precision=2, na_rep="—"))
     judged = table[table["verdict"] != NO_RECORDS]
     if len(judged):
         plot_comparisons(judged.reset_index(drop=True))

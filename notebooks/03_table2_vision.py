@@ -175,6 +175,14 @@ claims = [analysis.Claim(ONE_ROUND, "isp", "beats", 0.0, 0.7),
 analysis.show_verdicts(analysis.claim_table(recs, claims))
 
 # %% [markdown]
+# How far each IMP's final mask departs from the one-shot mask of the pretrained weights, as
+# its trace recorded: the cosine similarity (percent) of their kept weights, over seeds.
+
+# %%
+final = analysis.imp_rounds(recs).query("target == 0.7").groupby(["label", "seed"]).last()
+analysis.show(final.groupby("label")[["cos_kept"]].agg(["mean", "min", "max"]), 2)
+
+# %% [markdown]
 # ## Summary
 # The verdict table puts each paired difference next to the paper's on its closest column and
 # next to what both arms cost to train: ISP pays one fine-tune plus its look-aheads, IMP one
