@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv assets browser test lint book bench check-book verdicts clean
+.PHONY: venv assets browser test lint book bench check-book verdicts gpu-wheels clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,14 @@ check-book: venv
 # Every verdict of the last built book, chapter by chapter, as Markdown (nothing recomputed).
 verdicts: venv
 	$(BIN)/python scripts/verdicts.py
+
+# Wheels for scripts/gpu_check.sh on a GPU machine that has PyTorch but no network (its Python
+# is GPU_PYTHON): the kit's other dependencies, into .gpu-wheels/.
+GPU_PYTHON ?= 3.12
+gpu-wheels: venv
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: -c constraints.txt \
+	  --python-version $(GPU_PYTHON) --platform manylinux2014_x86_64 --platform any -d .gpu-wheels \
+	  open_clip_torch ftfy wcwidth datasets dill multiprocess efficientnet-lite-pytorch
 
 clean:
 	rm -rf _build
