@@ -234,24 +234,34 @@ def global_magnitude_prune(
     return prune_lowest(magnitudes(params, mask), mask, _count(amount, mask.num_kept()))
 
 
-def layerwise_magnitude_prune(
-    params: Mapping[str, torch.Tensor], mask: Mask, amount: float
+def layerwise_magnitude_prune_to(
+    params: Mapping[str, torch.Tensor], mask: Mask, sparsity: float
 ) -> Mask:
-    """Per-tensor magnitude pruning: each tensor loses ``amount`` of its own kept entries.
+    """Per-tensor magnitude pruning to an exact overall ``sparsity``: every tensor ends at
+    that sparsity within one entry (the remainders of ``sparsity x size`` go to the tensors
+    with the largest fractions, ties in the mask's order), pruned by its own |w| (Han et al. 2015's
+    layer-wise variant; the paper and the kit's one-shot prune globally).
 
     Args:
-        params: name -> weight tensor.
-        mask: current mask.
-        amount: fraction in [0, 1] of each tensor's kept entries to remove.
+        params: name -> weight tensor, for every name in ``mask``.
+        mask: the current mask; pruned entries stay pruned.
+        sparsity: target share of pruned entries, in [0, 1).
 
     Returns:
-        A new mask.
+        A subset of ``mask``. Its overall sparsity is exact when no tensor starts beyond its
+        share (a dense start always); a tensor that does loses nothing more.
     """
+    total = mask.num_total()
+    share = {n: sparsity * m.numel() for n, m in mask.items()}
+    pruned = {n: int(s) for n, s in share.items()}
+    left = int(round(sparsity * total)) - sum(pruned.values())
+    for n in sorted(share, key=lambda n: pruned[n] - share[n])[:max(0, left)]:
+        pruned[n] += 1
     new = Mask()
     for n, m in mask.items():
         single = Mask({n: m})
-        k = _count(amount, single.num_kept())
-        new.update(global_magnitude_prune({n: params[n]}, single, k))
+        k = max(0, pruned[n] - (m.numel() - single.num_kept()))
+        new.update(prune_lowest(magnitudes({n: params[n]}, single), single, k))
     return new
 
 

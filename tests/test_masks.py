@@ -14,7 +14,7 @@ from isp_lib.masks import (
     cosine_similarity,
     global_magnitude_prune,
     iou,
-    layerwise_magnitude_prune,
+    layerwise_magnitude_prune_to,
     magnitude_prune_to,
     prune_lowest,
     random_prune_to,
@@ -73,11 +73,27 @@ def test_equals_torch_global_unstructured():
         assert torch.equal(ours[f"l{i}"], layer.weight_mask.bool())
 
 
-def test_layerwise_prunes_each_tensor_by_its_share():
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.73, 0.9, 0.99])
+def test_layerwise_reaches_the_exact_target_with_every_tensor_at_its_share(sparsity):
     w = weights()
-    m = layerwise_magnitude_prune(w, Mask.ones_like(w), 0.5)
+    m = layerwise_magnitude_prune_to(w, Mask.ones_like(w), sparsity)
+    assert m.num_total() - m.num_kept() == round(sparsity * m.num_total())
     for n, t in w.items():
-        assert (~m[n]).sum() == round(0.5 * t.numel())
+        pruned = int((~m[n]).sum())
+        assert abs(pruned - sparsity * t.numel()) < 1
+        # within each tensor, the pruned weights are its smallest
+        if 0 < pruned < t.numel():
+            assert t.abs()[~m[n]].max() <= t.abs()[m[n]].min()
+
+
+def test_layerwise_keeps_what_was_pruned_and_spares_a_tensor_past_its_share():
+    w = weights()
+    start = Mask.ones_like(w)
+    start["w0"] = w["w0"].abs() > 1.5  # about 87% pruned already
+    m = layerwise_magnitude_prune_to(w, start, 0.5)
+    assert m.is_subset_of(start)
+    assert torch.equal(m["w0"], start["w0"])
+    assert int((~m["w1"]).sum()) == 500
 
 
 def test_prune_to_exact_target_and_subset():

@@ -36,6 +36,18 @@ def test_every_method_reaches_the_exact_target(name):
     assert "best_val" in ctx.progress
 
 
+def test_oneshot_by_layer_prunes_every_tensor_to_the_target_by_its_own_magnitudes():
+    start = make_toy_ctx(sparsity=0.7, seed=0)
+    pretrained = {n: p.detach().clone() for n, p in start.params.items()}
+    ctx = run_method("oneshot", sparsity=0.7, group="layer")
+    for n, m in ctx.mask.items():
+        assert abs(int((~m).sum()) - 0.7 * m.numel()) < 1
+        assert pretrained[n].abs()[~m].max() <= pretrained[n].abs()[m].min()
+    default = run_method("oneshot", sparsity=0.7)
+    assert any(not torch.equal(ctx.mask[n], default.mask[n]) for n in ctx.mask)
+    assert dataclasses.asdict(get_method("oneshot").Options())["group"] == "global"
+
+
 def test_dense_needs_zero_sparsity():
     with pytest.raises(UserError, match="--sparsity 0"):
         get_method("dense").validate(0.5, get_method("dense").Options())

@@ -190,6 +190,8 @@ def _cli(args: list[str], capsys) -> tuple[int, str]:
     ("random", "0.5", "pattern=2:4", r"unknown setting\(s\) pattern for method 'random'"),
     ("wanda", "0.5", "group=column", r"option group='column' is not valid: use one of row"),
     ("wanda", "0.5", "pattern=2:4 group=global", r"group=global has no effect with pattern=2:4"),
+    ("oneshot", "0.5", "pattern=2:4 group=layer", r"group=layer has no effect with pattern=2:4"),
+    ("oneshot", "0.5", "group=row", r"option group='row' is not valid: use one of global"),
 ])
 def test_bad_settings_exit_2_with_one_line(method, sparsity, settings, message, tmp_path,
                                            capsys):
