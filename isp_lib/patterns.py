@@ -135,6 +135,22 @@ def pattern_of(opts: Any, params: Mapping[str, torch.Tensor] | None = None
     return pattern
 
 
+def check_group(opts: Any, default: str) -> None:
+    """Refuse a comparison group other than ``default`` together with an N:M pattern, whose
+    groups are then the ones compared.
+
+    Args:
+        opts: a method's options with ``group`` and ``pattern``.
+        default: the group that goes with a pattern (the method's default).
+
+    Raises:
+        UserError: one line naming the fix.
+    """
+    if pattern_of(opts) is not None and opts.group != default:
+        raise UserError(f"group={opts.group} has no effect with pattern={opts.pattern} (the "
+                        "N:M groups are compared): drop --set group")
+
+
 def group_axis(shape: torch.Size | tuple[int, ...]) -> int:
     """The channel axis along which a weight of ``shape`` is grouped: 1 (input channels), or 0
     where there is one input channel per group (depthwise convolutions)."""

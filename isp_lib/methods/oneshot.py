@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from isp_lib.context import RunContext
-from isp_lib.errors import UserError
 from isp_lib.masks import layerwise_magnitude_prune_to
 from isp_lib.methods.base import Method, PatternOptions, PruneState
-from isp_lib.patterns import magnitude_to, pattern_of
+from isp_lib.patterns import check_group, magnitude_to, pattern_of
 from isp_lib.ranges import added_later, one_of
 
 
@@ -35,9 +34,7 @@ class OneShot(Method):
     Options = OneShotOptions
 
     def check(self, sparsity: float, opts: OneShotOptions) -> None:
-        if pattern_of(opts) is not None and opts.group != "global":
-            raise UserError(f"group={opts.group} has no effect with pattern={opts.pattern} (the "
-                            "N:M groups are compared): drop --set group")
+        check_group(opts, "global")
 
     def run(self, ctx: RunContext, opts: OneShotOptions) -> None:
         state = ctx.resume(PruneState)
@@ -45,7 +42,8 @@ class OneShot(Method):
             if opts.group == "layer":
                 mask = layerwise_magnitude_prune_to(ctx.params, ctx.mask, ctx.sparsity)
             else:
-                mask = magnitude_to(ctx.params, ctx.mask, ctx.sparsity, pattern_of(opts, ctx.params))
+                pattern = pattern_of(opts, ctx.params)
+                mask = magnitude_to(ctx.params, ctx.mask, ctx.sparsity, pattern)
             ctx.set_mask(mask)
             state.pruned = True
         ctx.finetune(ctx.make_trainer("final"), ctx.budget)

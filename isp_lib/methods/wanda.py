@@ -10,10 +10,9 @@ import torch
 
 from isp_lib.calibration import calibrate
 from isp_lib.context import RunContext
-from isp_lib.errors import UserError
 from isp_lib.masks import Mask, prune_lowest, target_count
 from isp_lib.methods.base import Method, PruneState
-from isp_lib.patterns import pattern_of, pattern_option, project
+from isp_lib.patterns import check_group, pattern_of, pattern_option, project
 from isp_lib.ranges import one_of, ranged
 
 
@@ -116,9 +115,7 @@ class Wanda(Method):
     Options = WandaOptions
 
     def check(self, sparsity: float, opts: WandaOptions) -> None:
-        if pattern_of(opts) is not None and opts.group != "row":
-            raise UserError(f"group={opts.group} has no effect with pattern={opts.pattern} (the "
-                            "N:M groups are compared): drop --set group")
+        check_group(opts, "row")
 
     def run(self, ctx: RunContext, opts: WandaOptions) -> None:
         state = ctx.resume(PruneState)
