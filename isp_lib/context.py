@@ -26,6 +26,7 @@ from isp_lib.masks import Mask
 from isp_lib.profiles import Hparams
 from isp_lib.scope import prunable_params
 from isp_lib.seeds import stream_seed
+from isp_lib.shared import SharedWork
 from isp_lib.train import Collate, Ledger, Trainer, evaluate, predict, score, task_loss
 
 S = TypeVar("S")
@@ -44,6 +45,19 @@ class Selection:
     evals: list[list] = field(default_factory=list)
     best_val: float | None = None
     best_step: int | None = None
+
+
+def random_state() -> dict[str, Any]:
+    """The global random state: ``rng`` (CPU) and ``cuda_rng`` (None without CUDA)."""
+    return {"rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_random_state(state: dict[str, Any]) -> None:
+    """Restore a :func:`random_state` (its ``cuda_rng`` where CUDA is there to take it)."""
+    torch.set_rng_state(state["rng"].cpu())
+    if state["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
 
 
 def record(state: Any) -> dict:
@@ -82,6 +96,8 @@ class RunContext:
         save_fn: writes a checkpoint payload; None disables checkpoints.
         artifact_dir: where large intermediate weights (soup ingredients, IMP tickets) are
             kept as files; None keeps them in ``stash`` (and so in the checkpoint).
+        shared: work shared with the other runs of the out folder (:mod:`isp_lib.shared`);
+            None shares nothing.
     """
 
     model: nn.Module
@@ -104,6 +120,7 @@ class RunContext:
     stash: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     save_fn: Callable[[dict], None] | None = None
     artifact_dir: Path | None = None
+    shared: SharedWork | None = None
     _pending_trainer: dict | None = None
     _pending_state: dict | None = None
 
@@ -315,8 +332,7 @@ class RunContext:
             "stash": self.stash,
             "trainer": None if trainer is None else {"key": trainer.key,
                                                      "state": trainer.state_dict()},
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            **random_state(),
         }
         self.save_fn(payload)
 
@@ -331,6 +347,4 @@ class RunContext:
         self.finetunes = payload["finetunes"]
         self.stash = payload["stash"]
         self._pending_trainer = payload["trainer"]
-        torch.set_rng_state(payload["rng"])
-        if payload["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(payload["cuda_rng"])
+        set_random_state(payload)

@@ -14,8 +14,10 @@ measured here), its GPU-hours. Everything is an estimate, not a measurement.
 
 from __future__ import annotations
 
+import json
 import logging
 import textwrap
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -257,6 +259,7 @@ def estimate_sweep(sweep: Sweep, gpu: str | None = None) -> dict[str, Any]:
         ``gpu_hours``), ``total``, ``left`` (the cells without a complete run) and ``notes``.
     """
     from isp_lib.methods import METHODS
+    from isp_lib.methods.soup_ingredients import SoupIngredients
     from isp_lib.records import read_records
     from isp_lib.runs import resolve
 
@@ -287,6 +290,13 @@ def estimate_sweep(sweep: Sweep, gpu: str | None = None) -> dict[str, Any]:
         row["complete"] += complete
         if plan.note:
             notes.add(plan.note)
+    soups = Counter(json.dumps({k: v for k, v in c.resolved.items()
+                                if k not in ("method", "options")}, sort_keys=True)
+                    for c in sweep.cells if issubclass(METHODS[c.method], SoupIngredients))
+    if any(n > 1 for n in soups.values()):
+        notes.add("soups of one seed and settings share their ingredients (isp_lib.shared): "
+                  "steps and cost count each soup's N fine-tunes, but only the first soup to "
+                  "run trains them, so the others' FLOPs and GPU-hours are mostly not spent")
     if any(r["bound"] for r in rows.values()):
         notes.add("<= marks an upper bound: ISP's look-ahead rounds (it may reach its target "
                   "in fewer), EarlyBird's search (it may draw its ticket before T)")

@@ -3,7 +3,8 @@
 A run directory holds ``config.json``, ``ckpt.pt`` while running, ``attempts.json`` (the wall
 clock of each attempt), ``.lock`` (held while a process runs it), and at the end ``mask.pt``,
 ``model.safetensors`` (the final weights, unless the run was made without them) and
-``result.json`` (written last, atomically). A complete run is skipped only if its
+``result.json`` (written last, atomically). Beside the run directories, ``.shared/`` keeps work
+that several runs would repeat (:mod:`isp_lib.shared`). A complete run is skipped only if its
 ``result.json`` has the config's hash, its ``mask.pt`` is the one the result describes and its
 ``model.safetensors`` has the size the result records; an
 interrupted one resumes from its last checkpoint if the checkpoint carries the same hash;
@@ -59,6 +60,7 @@ from isp_lib.models import build_model, model_family
 from isp_lib.predictions import confusion, encode_predictions, labels_sha256
 from isp_lib.profiles import Hparams, get_profile
 from isp_lib.ranges import resolved_fields
+from isp_lib.shared import SHARED_DIR, SharedWork
 from isp_lib.train import predict, score
 
 RESULT_FIELDS = (
@@ -570,6 +572,9 @@ def _run_locked(cfg: RunConfig, res: Resolved, dev: torch.device, run_dir: Path,
 
     ctx.save_fn = save
     ctx.artifact_dir = run_dir / "artifacts"
+    ctx.shared = SharedWork(run_dir.parent / SHARED_DIR, {
+        **{k: v for k, v in cfg.resolved.items() if k not in ("method", "options")},
+        "device": dev.type, "accel": asdict(accel)})
     if payload is not None:
         try:
             ctx.load(payload)

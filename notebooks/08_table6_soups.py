@@ -38,7 +38,9 @@
 # records of the sweeps in `CONFIGS` (dense fine-tuning from `minilm_headline`, IMS and the
 # soups from `minilm_soups`) and shows what they hold so far; the line under *Set-up* names
 # the `isp sweep` commands that add the missing cells (a soup trains every ingredient for a
-# full budget). With `smoke` the cells of seeds 0 and 1 run on a tiny random BERT; their
+# full budget; the uniform and greedy soups of a seed merge the same ingredients, so whichever
+# runs second takes them from the first, `isp_lib.shared`, and its ledger still counts them).
+# With `smoke` the cells of seeds 0 and 1 run on a tiny random BERT; their
 # numbers only check the machinery and draw no verdict.
 
 # %% tags=["parameters"]

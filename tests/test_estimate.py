@@ -216,3 +216,9 @@ def test_bad_config_one_line_exit_2(tmp_path, capsys, no_training):
 def test_estimate_and_dry_run_exclude_each_other():
     with pytest.raises(SystemExit):
         main(["sweep", str(PAPER), "--estimate", "--dry-run"])
+
+
+def test_soups_sharing_their_ingredients_are_noted(smoke, no_training):
+    shared = estimated(ROOT / "results" / "minilm_soups.yaml")
+    assert any("share their ingredients" in n for n in shared["notes"])
+    assert not any("share their ingredients" in n for n in smoke[1]["notes"])

