@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from isp_lib.analysis import NO_RECORDS, Claim, against, tidy_costs
+from isp_lib.analysis import NO_RECORDS, Claim, against, tidy_costs, with_flops
 from isp_lib.verdicts import claim_wording
 
 if TYPE_CHECKING:
@@ -30,6 +30,9 @@ TWO_FOUR = tuple(f"{m} (pattern=2:4)" for m in ("isp", "oneshot", "wanda", "spar
 
 #: Every arm of chapter 10 (ISP and one-shot unstructured come from the headline sweeps).
 ARMS = ("isp", "oneshot", *CALIBRATED, *TWO_FOUR)
+
+#: The columns of :func:`flops`.
+FLOP_COLUMNS = ("density", "inference GFLOPs", "of dense")
 
 #: The columns of :func:`recommend`.
 COLUMNS = ("setting", "best on validation", "its cost (T)", "its test",
@@ -85,6 +88,32 @@ def arms(records: Sequence[dict]) -> pd.DataFrame:
     g = df.groupby(["setting", "label"], sort=True)
     return g.agg(val=("val_metric", "mean"), test=("test_metric", "mean"),
                  **{"cost (T)": ("cost (T)", "mean")}, seeds=("seed", "nunique"))
+
+
+def flops(records: Sequence[dict]) -> pd.DataFrame:
+    """Per setting (sparsity, or 2:4) and arm: what the FLOPs model says a sparse kernel would
+    save at inference, the only speed figure a CPU run can give (pruned weights are zeros in
+    dense tensors here, and run as fast as the dense model).
+
+    Args:
+        records: result records (runs at sparsity 0 are left out; each model is built once).
+
+    Returns:
+        Indexed by ``setting`` and ``label``, means over seeds: ``density`` (kept share of the
+        prunable weights), ``inference GFLOPs`` (one example's forward, the pruned products
+        at their density, :func:`isp_lib.report.flops_table`) and ``of dense`` (its share of
+        the dense forward's).
+    """
+    kept = [r for r in records if r["target_sparsity"] > 0]
+    df = with_flops(kept)
+    if df.empty:
+        return pd.DataFrame(columns=list(FLOP_COLUMNS))
+    df = df.assign(setting=df.apply(_setting, axis=1),
+                   gflops=df["inference_flops"] / 1e9,
+                   share=df["inference_flops"] / df["dense_inference_flops"])
+    return df.groupby(["setting", "label"], sort=True).agg(
+        density=("density", "mean"), **{"inference GFLOPs": ("gflops", "mean"),
+                                        "of dense": ("share", "mean")})
 
 
 def recommend(records: Sequence[dict], margin: float = 0.5) -> pd.DataFrame:

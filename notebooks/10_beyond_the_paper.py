@@ -149,6 +149,18 @@ analysis.show(pick.recommend(language))
 # and ViT-B/32 where a GPU was available; convolutions, as in the CNN stand-in, have no 2:4
 # kernel in PyTorch.
 #
+# What is left to show here is the FLOPs model's figure (`isp_lib.pick.flops`): per arm, the
+# kept share of the prunable weights and one example's inference FLOPs if a sparse kernel
+# skipped every pruned weight, beside the dense forward's. A 2:4 mask and an unstructured one
+# at 50% have the same count; only the 2:4 one has a GPU kernel that turns it into time. The
+# vision stand-in first, then MiniLM.
+
+# %%
+analysis.show(pick.flops(vision), 3)
+
+# %%
+analysis.show(pick.flops(language), 3)
+#
 # ## Summary
 # The tables give, per testbed and setting, what each arm costs and how accurate it is; the
 # verdicts whether ISP's extra training buys accuracy over the calibration-only methods, paired

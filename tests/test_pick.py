@@ -77,3 +77,24 @@ def test_plot_draws_one_point_per_arm_and_setting(recs):
     assert [t.get_text() for t in empty.texts] == ["no records yet"]
     plt.close(fig)
     plt.close(empty_fig)
+
+
+def test_flops_per_arm_are_the_flop_models_means(recs, monkeypatch):
+    import pandas as pd
+
+    from isp_lib import report
+
+    def fake(records):
+        return pd.DataFrame([{"config_hash": r["config_hash"], "density": 0.5 + r["seed"] / 10,
+                              "train_flops": 1.0, "inference_flops": 2e9 * (1 + r["seed"]),
+                              "dense_inference_flops": 8e9} for r in records])
+
+    monkeypatch.setattr(report, "flops_table", fake)
+    table = pick.flops(recs)
+    assert list(table.columns) == list(pick.FLOP_COLUMNS)
+    assert set(table.index.get_level_values("setting")) == {"50%", "2:4"}  # dense left out
+    row = table.loc[("2:4", "isp (pattern=2:4)")]
+    assert row["density"] == pytest.approx(0.6)  # seeds 0-2
+    assert row["inference GFLOPs"] == pytest.approx(4.0)
+    assert row["of dense"] == pytest.approx(0.5)
+    assert pick.flops([]).empty

@@ -251,14 +251,17 @@ def _build_encoder(
         config = AutoConfig.from_pretrained(location) if is_folder else BertConfig()
         tokenizer = _tokenizer(location if is_folder else minilm_path())
         return AutoModel.from_config(config, **pooler), tokenizer
-    level = hf_logging.get_verbosity()
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # a mean-pooled head leaves the checkpoint's pooler unused
+    hf_logging.disable_progress_bar()  # a local checkpoint loads in a blink: no bar in logs
     try:
         encoder = AutoModel.from_pretrained(location, **pooler)
     except (OSError, ValueError) as err:
         raise _offline_error(source) from err
     finally:
         hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
     return encoder, _tokenizer(location)
 
 
