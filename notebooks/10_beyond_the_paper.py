@@ -160,7 +160,8 @@ analysis.show(pick.flops(vision), 3)
 
 # %%
 analysis.show(pick.flops(language), 3)
-#
+
+# %% [markdown]
 # ## Summary
 # The tables give, per testbed and setting, what each arm costs and how accurate it is; the
 # verdicts whether ISP's extra training buys accuracy over the calibration-only methods, paired

@@ -13,6 +13,7 @@ The encoder is kept as the attribute ``encoder`` so that its blocks are named
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,6 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoTokenizer,
-    BertConfig,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
-from transformers import logging as hf_logging
 
 from isp_lib.data.base import RawData, Split
 from isp_lib.errors import UserError
@@ -38,6 +30,21 @@ from isp_lib.models.base import Batch, ModelBundle
 from isp_lib.models.registry import MINILM_PACKAGE, ModelSpec
 from isp_lib.profiles import Profile
 from isp_lib.scope import prunable_names
+
+with warnings.catch_warnings():
+    # transformers imports tqdm.auto, which warns in a Jupyter kernel without ipywidgets. The kit
+    # turns Hugging Face's progress bars off where it loads a checkpoint: the warning tells a
+    # reader nothing.
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    from transformers import (
+        AutoConfig,
+        AutoModel,
+        AutoTokenizer,
+        BertConfig,
+        PreTrainedModel,
+        PreTrainedTokenizerBase,
+    )
+    from transformers import logging as hf_logging
 
 # Tiny random-init encoder for the smoke profile: same family and tokenizer, seconds to run.
 _TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
