@@ -85,9 +85,11 @@ def _grasp(size: RunSize, opts: Any, sparsity: float, labels: int) -> tuple[int,
 
 
 def _calibrated(size: RunSize, opts: Any, sparsity: float, labels: int) -> tuple[int, bool]:
-    """One calibration pass (forwards, counted as steps) and the fine-tune, if any."""
+    """One calibration pass (forwards, counted as steps), the dense fine-tune before it with
+    ``start=finetuned`` and the fine-tune after it, if any."""
     calib = _score_steps(len(size.train_set), opts.calib_examples, size.hp.batch_size)
-    return calib + (size.budget if opts.finetune else 0), False
+    first = size.budget if opts.start == "finetuned" else 0
+    return first + calib + (size.budget if opts.finetune else 0), False
 
 
 def _isp(size: RunSize, opts: Any, sparsity: float, labels: int) -> tuple[int, bool]:

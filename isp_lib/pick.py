@@ -22,8 +22,13 @@ from isp_lib.verdicts import claim_wording
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-#: The calibration-only methods of chapter 10, with their fine-tune and without.
-CALIBRATED = ("wanda", "sparsegpt", "wanda (finetune=false)", "sparsegpt (finetune=false)")
+#: The post-training setting of Wanda and SparseGPT: prune the dense fine-tuned model, train
+#: nothing after (:mod:`isp_lib.methods.start`).
+POST_TRAINING = "finetune=false start=finetuned"
+
+#: The calibration-only methods of chapter 10: on the pretrained weights with the fine-tune
+#: after, and in their post-training setting.
+CALIBRATED = ("wanda", "sparsegpt", f"wanda ({POST_TRAINING})", f"sparsegpt ({POST_TRAINING})")
 
 #: The arms at 2:4.
 TWO_FOUR = tuple(f"{m} (pattern=2:4)" for m in ("isp", "oneshot", "wanda", "sparsegpt"))

@@ -183,6 +183,7 @@ def resolve(cfg: RunConfig) -> Resolved:
     hparams = profile.hparams_for(family, {k: v for k, v in raw.items() if k in hp_keys})
     options = parse_options(method.Options, {k: v for k, v in raw.items() if k in opt_keys})
     method.validate(cfg.sparsity, options)
+    method.check_family(family, options)
     return Resolved(method, options, hparams, family)
 
 

@@ -1,5 +1,6 @@
 """Work that the runs of one out folder share: a soup ingredient trained once serves every soup
-that would train it the same way.
+that would train it the same way (and a dense fine-tune every post-training prune of it,
+:mod:`isp_lib.methods.start`).
 
 The uniform and greedy soups (Wortsman et al., ICML 2022) are two ways to merge the same N
 fine-tunes; with the same seed and settings the kit's two runs train identical ingredients.
@@ -49,9 +50,11 @@ class SharedWork:
     folder: Path
     basis: dict[str, Any]
 
-    def key(self, kind: str, **detail: Any) -> str:
-        """The entry name of a piece of work ``kind`` (e.g. ``soup-ingredient``) with ``detail``."""
-        blob = json.dumps({"kind": kind, "basis": self.basis, "detail": detail}, sort_keys=True,
+    def key(self, kind: str, without: tuple[str, ...] = (), **detail: Any) -> str:
+        """The entry name of a piece of work ``kind`` (e.g. ``soup-ingredient``) with ``detail``;
+        the fields of the basis named in ``without`` (e.g. ``sparsity``) do not decide it."""
+        basis = {k: v for k, v in self.basis.items() if k not in without}
+        blob = json.dumps({"kind": kind, "basis": basis, "detail": detail}, sort_keys=True,
                           separators=(",", ":"))
         return f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 

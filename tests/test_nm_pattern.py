@@ -192,6 +192,11 @@ def _cli(args: list[str], capsys) -> tuple[int, str]:
     ("wanda", "0.5", "pattern=2:4 group=global", r"group=global has no effect with pattern=2:4"),
     ("oneshot", "0.5", "pattern=2:4 group=layer", r"group=layer has no effect with pattern=2:4"),
     ("oneshot", "0.5", "group=row", r"option group='row' is not valid: use one of global"),
+    ("wanda", "0.5", "finetune=false", r"wanda with finetune=false would prune a bert model "
+                                       r"whose classification head is untrained: add --set "
+                                       r"start=finetuned"),
+    ("sparsegpt", "0.5", "start=dense", r"option start='dense' is not valid: use one of "
+                                        r"pretrained, finetuned"),
 ])
 def test_bad_settings_exit_2_with_one_line(method, sparsity, settings, message, tmp_path,
                                            capsys):

@@ -24,7 +24,7 @@ def record(method: str, seed: int, val: float, test: float, steps: int, sparsity
             "ledger": {"phases": {"train": {"steps": steps}}}}
 
 
-NO_FT = (("finetune", "false"),)
+NO_FT = (("finetune", "false"), ("start", "finetuned"))
 TWO_FOUR = (("pattern", "2:4"),)
 
 
@@ -71,7 +71,7 @@ def test_plot_draws_one_point_per_arm_and_setting(recs):
     fig, ax = plt.subplots()
     pick.plot_cost_accuracy(recs, ax, title="t")
     assert ax.get_xscale() == "log" and ax.get_title() == "t"
-    assert len(ax.containers) == 5  # isp, wanda, wanda (finetune=false) at 50%; 2 at 2:4
+    assert len(ax.containers) == 5  # isp, wanda, post-training wanda at 50%; 2 at 2:4
     empty_fig, empty = plt.subplots()
     pick.plot_cost_accuracy([], empty)
     assert [t.get_text() for t in empty.texts] == ["no records yet"]

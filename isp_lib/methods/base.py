@@ -63,6 +63,10 @@ class Method:
         :func:`check_options`; this is for rules that span options or the sparsity.
         """
 
+    def check_family(self, family: str, opts: Any) -> None:
+        """Refuse options that make no sense on a model family of the registry (raise
+        :class:`UserError`); ``isp run`` calls it, the API (a user's own model) does not."""
+
     def validate(self, sparsity: float, opts: Any) -> None:
         """Refuse a dense method's nonzero sparsity, out-of-range options and a sparsity other
         than that of an N:M ``pattern`` option; run :meth:`check`."""

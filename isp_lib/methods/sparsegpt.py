@@ -11,13 +11,14 @@ import torch
 from isp_lib.calibration import calibrate
 from isp_lib.context import RunContext
 from isp_lib.masks import Mask, target_count
-from isp_lib.methods.base import Method, PruneState
+from isp_lib.methods.base import Method
+from isp_lib.methods.start import StartOptions, StartState, check_start, fine_tune_first, finish
 from isp_lib.patterns import NMPattern, group_axis, pattern_of, pattern_option
 from isp_lib.ranges import ranged
 
 
 @dataclass(frozen=True)
-class SparseGPTOptions:
+class SparseGPTOptions(StartOptions):
     """Attributes:
     calib_examples: training examples of the calibration pass (all of them if fewer), drawn
         with the run seed; the paper uses 128 sequences.
@@ -26,20 +27,18 @@ class SparseGPTOptions:
     blocksize: columns per block of the unstructured mask selection (the paper's 128).
     pattern: ``none`` or ``N:M`` (:mod:`isp_lib.patterns`): each group's mask is chosen when
         the reconstruction reaches the group's first column.
-    finetune: fine-tune the pruned model for the budget T, as one-shot does; ``false`` is
-        SparseGPT's own setting (no training: the ledger holds the calibration pass only).
+    finetune, start: see :class:`~isp_lib.methods.start.StartOptions`.
     """
 
     calib_examples: int = ranged(">= 1", 128)
     damp: float = ranged("> 0", 0.01)
     blocksize: int = ranged(">= 1", 128)
     pattern: str = pattern_option()
-    finetune: bool = True
 
 
 @dataclass
-class SparseGPTState(PruneState):
-    """Attributes (besides ``pruned``):
+class SparseGPTState(StartState):
+    """Attributes (besides those of :class:`~isp_lib.methods.start.StartState`):
     solve_flops: FLOPs of the Hessians and reconstructions (:func:`solve_flops`), not
         optimizer steps, so not in the ledger.
     """
@@ -182,18 +181,24 @@ class SparseGPT(Method):
     which are accumulated in float64); a convolution is reconstructed on its unfolded input
     (im2col), one problem per convolution group (a depthwise convolution: one per channel, of
     kh x kw columns). Cost: ceil(examples / batch) calibration steps (phase ``calib``) + T (or
-    0 without the fine-tune); the Hessian and reconstruction FLOPs are kept in the state's
-    ``solve_flops``, not in the ledger.
+    0 without the fine-tune), + T before the prune with ``start=finetuned`` (phase ``dense``);
+    the Hessian and reconstruction FLOPs are kept in the state's ``solve_flops``, not in the
+    ledger.
     """
 
     name = "sparsegpt"
     summary = "SparseGPT (Frantar & Alistarh 2023): layer-wise OBS reconstruction, in sequence"
     Options = SparseGPTOptions
 
+    def check_family(self, family: str, opts: SparseGPTOptions) -> None:
+        check_start(self.name, family, opts)
+
     def run(self, ctx: RunContext, opts: SparseGPTOptions) -> None:
         state = ctx.resume(SparseGPTState)
         if not state.pruned:
             pattern = pattern_of(opts, ctx.params)
+            if opts.start == "finetuned":
+                fine_tune_first(ctx, state)
             names = list(ctx.params)
             prune = dict(zip(names, apportion(target_count(ctx.mask, ctx.sparsity),
                                               [ctx.params[n].numel() for n in names]),
@@ -217,4 +222,4 @@ class SparseGPT(Method):
             ctx.set_mask(Mask({n: keep[n] for n in names}))
             state.pruned = True
             ctx.save()
-        ctx.finetune(ctx.make_trainer("final"), ctx.budget if opts.finetune else 0)
+        finish(ctx, opts)

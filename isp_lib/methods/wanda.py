@@ -11,13 +11,14 @@ import torch
 from isp_lib.calibration import calibrate
 from isp_lib.context import RunContext
 from isp_lib.masks import Mask, prune_lowest, target_count
-from isp_lib.methods.base import Method, PruneState
+from isp_lib.methods.base import Method
+from isp_lib.methods.start import StartOptions, StartState, check_start, fine_tune_first, finish
 from isp_lib.patterns import check_group, pattern_of, pattern_option, project
 from isp_lib.ranges import one_of, ranged
 
 
 @dataclass(frozen=True)
-class WandaOptions:
+class WandaOptions(StartOptions):
     """Attributes:
     calib_examples: training examples of the calibration pass (all of them if fewer), drawn
         with the run seed; the paper uses 128 sequences.
@@ -26,14 +27,12 @@ class WandaOptions:
     pattern: ``none`` or ``N:M``: keep the N highest-scored weights of every group
         (:mod:`isp_lib.patterns`), which is then the comparison group (``group=global`` is
         refused with it).
-    finetune: fine-tune the pruned model for the budget T, as one-shot does; ``false`` is
-        Wanda's own setting (no training: the ledger holds the calibration pass only).
+    finetune, start: see :class:`~isp_lib.methods.start.StartOptions`.
     """
 
     calib_examples: int = ranged(">= 1", 128)
     group: str = one_of(("row", "global"), "row")
     pattern: str = pattern_option()
-    finetune: bool = True
 
 
 def wanda_scores(weights: Mapping[str, torch.Tensor], sq_sums: Mapping[str, torch.Tensor]
@@ -107,7 +106,8 @@ class Wanda(Method):
     pass"; its code's block-by-block variant, with pruned blocks feeding the next, is not
     implemented); a convolution's row is one output channel's (in, kh, kw) weights and its
     inputs are its unfolded input (im2col). Cost: ceil(examples / batch) calibration steps
-    (phase ``calib``) + T (or 0 without the fine-tune).
+    (phase ``calib``) + T (or 0 without the fine-tune), + T before the prune with
+    ``start=finetuned`` (phase ``dense``).
     """
 
     name = "wanda"
@@ -117,10 +117,15 @@ class Wanda(Method):
     def check(self, sparsity: float, opts: WandaOptions) -> None:
         check_group(opts, "row")
 
+    def check_family(self, family: str, opts: WandaOptions) -> None:
+        check_start(self.name, family, opts)
+
     def run(self, ctx: RunContext, opts: WandaOptions) -> None:
-        state = ctx.resume(PruneState)
+        state = ctx.resume(StartState)
         if not state.pruned:
             pattern_of(opts, ctx.params)  # refuse weights the pattern cannot tile, before the pass
+            if opts.start == "finetuned":
+                fine_tune_first(ctx, state)
             sums: dict[str, torch.Tensor] = {}
 
             def visit(name: str, chunks: Iterator[torch.Tensor]) -> None:
@@ -131,4 +136,4 @@ class Wanda(Method):
             ctx.set_mask(wanda_mask(scores, ctx.mask, ctx.sparsity, opts))
             state.pruned = True
             ctx.save()
-        ctx.finetune(ctx.make_trainer("final"), ctx.budget if opts.finetune else 0)
+        finish(ctx, opts)

@@ -46,6 +46,10 @@ class ModelSpec:
     quick_gelu: bool = False
 
 
+#: The families whose classification head the kit initialises at random (CLIP's zero-shot head
+#: is built from its text tower): without any training such a model predicts at chance.
+HEAD_UNTRAINED = frozenset({"bert", "cnn"})
+
 MODELS: dict[str, ModelSpec] = {
     "minilm": ModelSpec(
         family="bert", kind="text", default_source=MINILM_PACKAGE, pooling="mean",
