@@ -111,9 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "summary, for scripts")
     sw = sub.add_parser(
         "sweep", help="run a grid of experiments from a YAML config and write its records",
-        description="Run every cell of a sweep config (complete runs skipped, interrupted ones "
-                    "resumed), then write <config folder>/<name>.jsonl, one record per run. "
-                    "The config format is described in isp_lib/records.py.")
+        description="Run every cell of a sweep config (cells recorded in its records file and "
+                    "complete runs skipped, interrupted ones resumed), then write <config "
+                    "folder>/<name>.jsonl, one record per run; delete a record's line to run its "
+                    "cell again. The config format is described in isp_lib/records.py.")
     sw.add_argument("config", type=Path, help="sweep config, e.g. results/foundation_cpu.yaml")
     sw.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     sw.add_argument("--no-weights", action="store_true", help=NO_WEIGHTS_HELP)

@@ -158,6 +158,15 @@ def check_records_writable(path: Path) -> None:
                         "copy the config to a folder you can write to")
 
 
+def recorded_cells(sweep: Sweep, old: list[dict]) -> dict[str, dict]:
+    """The records of ``old`` that answer a cell of ``sweep``: the cell's hash and resolved
+    configuration, by hash. A sweep skips these cells: the record is what a run directory would
+    give, and the run folder may be gone (another machine, a fresh clone)."""
+    cells = {c.config_hash(): c for c in sweep.cells}
+    return {r["config_hash"]: r for r in old if r["config_hash"] in cells
+            and r.get("resolved") == cells[r["config_hash"]].resolved}
+
+
 def merge_records(sweep: Sweep, fresh: Mapping[str, dict], old: list[dict]) -> list[dict]:
     """The records file of ``sweep``: per cell in cell order, the fresh record of this sweep
     if it has one, else the old record with the cell's hash; cells with neither are left out,
@@ -168,8 +177,10 @@ def merge_records(sweep: Sweep, fresh: Mapping[str, dict], old: list[dict]) -> l
 
 def run_sweep(sweep: Sweep, device: str = "auto", progress: bool = False,
               write: bool = False, weights: bool = True,
-              executor: Executor | None = None, compile: bool = False) -> list[dict]:
-    """Run every cell of ``sweep``: complete runs are skipped, interrupted ones resumed.
+              executor: Executor | None = None, compile: bool = False,
+              skip_recorded: bool = True) -> list[dict]:
+    """Run every cell of ``sweep``: cells recorded in ``sweep.records`` (see
+    :func:`recorded_cells`) and complete runs are skipped, interrupted ones resumed.
 
     Args:
         sweep: the grid.
@@ -183,6 +194,8 @@ def run_sweep(sweep: Sweep, device: str = "auto", progress: bool = False,
             end; None (``--executor local``) runs the cells here, one after another.
         compile: run each cell's training forward through ``torch.compile`` (``isp sweep
             --compile``; not part of the config hash, see :mod:`isp_lib.accel`).
+        skip_recorded: skip the recorded cells (False: only complete run directories are
+            skipped, e.g. to recompute a chapter).
 
     Returns:
         One result record per cell, in cell order, exactly as the run wrote it.
@@ -191,22 +204,28 @@ def run_sweep(sweep: Sweep, device: str = "auto", progress: bool = False,
         from isp_lib.executors.sweep import run_cells
 
         return run_cells(sweep, executor, device=device, progress=progress, write=write,
-                         weights=weights, compile=compile)
+                         weights=weights, compile=compile, skip_recorded=skip_recorded)
     if write:
         check_records_writable(sweep.records)
-        old = read_records(sweep.records)
+    old = read_records(sweep.records)
+    recorded = recorded_cells(sweep, old) if skip_recorded else {}
     records: dict[str, dict] = {}
     bar = tqdm(sweep.cells, desc=sweep.name, unit="run", disable=not progress or None,
                file=sys.stderr)
     for n, cfg in enumerate(bar, 1):
-        result = run(cfg, sweep.out, device=device, weights=weights, compile=compile)
-        skipped = result.pop("skipped", False)
-        records[cfg.config_hash()] = result
-        if write:
-            write_jsonl(sweep.records, merge_records(sweep, records, old))
+        if cfg.config_hash() in recorded:
+            records[cfg.config_hash()], state = recorded[cfg.config_hash()], "skipped (recorded)"
+        else:
+            result = run(cfg, sweep.out, device=device, weights=weights, compile=compile)
+            state = "skipped (complete)" if result.pop("skipped", False) else "done"
+            records[cfg.config_hash()] = result
+            if write:
+                write_jsonl(sweep.records, merge_records(sweep, records, old))
         if progress and not sys.stderr.isatty():
-            print(f"{sweep.name}: cell {n}/{len(sweep.cells)} {cfg.dir_name()} "
-                  f"{'skipped (complete)' if skipped else 'done'}", file=sys.stderr, flush=True)
+            print(f"{sweep.name}: cell {n}/{len(sweep.cells)} {cfg.dir_name()} {state}",
+                  file=sys.stderr, flush=True)
+    if write:  # also where every cell was recorded: the records of no cell go
+        write_jsonl(sweep.records, merge_records(sweep, records, old))
     return [records[c.config_hash()] for c in sweep.cells]
 
 
@@ -278,7 +297,8 @@ def load_or_run(config: str | Path | Mapping[str, Any], recompute: bool = False,
             print(f"{sweep.records}: {redo} of {len(sweep.cells)} cells have no matching record "
                   f"({unused} records on file are of {why}): running them", file=sys.stderr)
     todo = tuple(c for c in sweep.cells if c.config_hash() not in committed)
-    fresh = [] if missing == "skip" else run_sweep(replace(sweep, cells=todo), device=device)
+    fresh = [] if missing == "skip" else run_sweep(replace(sweep, cells=todo), device=device,
+                                                   skip_recorded=False)
     found = {**committed, **{r["config_hash"]: r for r in fresh}}
     # a record answers every cell of its resolved configuration; it is labelled as the cell
     # asks for it (e.g. the paper's settings spelled out, where the record was made as defaults)

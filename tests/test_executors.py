@@ -84,9 +84,27 @@ def test_processes_through_the_cli_give_the_local_records(reference, tmp_path, c
     assert "tiny: 4 of 4 cells to run on 2 worker processes" in err
     assert err.count("tiny: cell ") == 4 and "tiny: cell 4/4 " in err
     assert (sweep.out / "_processes").is_dir() and not list(sweep.out.glob(".isp-sweep-*"))
-    assert main(args) == 0  # complete: every cell skipped, the same file
+    assert main(args) == 0  # recorded: every cell skipped, the same file
     assert read_records(sweep.records) == on_file
-    assert capsys.readouterr().err.count("skipped (complete)") == 4
+    assert capsys.readouterr().err.count("skipped (recorded)") == 4
+
+
+def test_a_sweep_skips_its_recorded_cells_without_their_run_folder(reference, tmp_path,
+                                                                    capsys):
+    """A fresh clone has the committed records but no run folder: only the cell whose record
+    is missing or was made from another resolved configuration runs."""
+    path = write_config(tmp_path)
+    sweep = load_sweep(path)
+    edited = [{**r, "resolved": {**r["resolved"], "seed": 99.0}} if r["method"] == "random"
+              else r for r in reference if r["method"] != "dense"]
+    sweep.records.write_text("".join(json.dumps(r) + "\n" for r in edited))
+    args = ["sweep", str(path), "--device", "cpu", "--executor", "processes", "--workers", "1"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err.count("skipped (recorded)") == 2 and "tiny: 2 of 4 cells to run" in err
+    ran = sorted(d.name.split("_")[0] for d in sweep.out.iterdir() if not d.name.startswith("_"))
+    assert ran == ["dense", "random"]
+    assert same(read_records(sweep.records)) == same(reference)
 
 
 def test_cpu_workers_fork_from_a_server_that_imported_torch_and_transformers(tmp_path):

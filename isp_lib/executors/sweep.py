@@ -1,5 +1,6 @@
-"""The driver of a sweep run by an executor: skip complete cells, start the others as jobs,
-rewrite the records file from the run directories as jobs end, report the cells that did not."""
+"""The driver of a sweep run by an executor: skip recorded and complete cells, start the others
+as jobs, rewrite the records file from the run directories as jobs end, report the cells that
+did not."""
 
 from __future__ import annotations
 
@@ -11,12 +12,19 @@ from pathlib import Path
 from isp_lib.errors import UserError
 from isp_lib.executors.base import CellJob, Executor
 from isp_lib.io import write_json, write_jsonl
-from isp_lib.records import Sweep, check_records_writable, merge_records, read_records
+from isp_lib.records import (
+    Sweep,
+    check_records_writable,
+    merge_records,
+    read_records,
+    recorded_cells,
+)
 from isp_lib.runs import RunConfig, check_out, trusted_result
 
 
 def run_cells(sweep: Sweep, executor: Executor, device: str = "auto", progress: bool = False,
-              write: bool = False, weights: bool = True, compile: bool = False) -> list[dict]:
+              write: bool = False, weights: bool = True, compile: bool = False,
+              skip_recorded: bool = True) -> list[dict]:
     """Run the cells of ``sweep`` as jobs of ``executor`` (see :mod:`isp_lib.executors`).
 
     Args:
@@ -28,6 +36,8 @@ def run_cells(sweep: Sweep, executor: Executor, device: str = "auto", progress: 
             :func:`~isp_lib.records.merge_records`).
         weights: keep each run's final weights.
         compile: run each cell's training forward through ``torch.compile``.
+        skip_recorded: skip the cells recorded in ``sweep.records``
+            (:func:`~isp_lib.records.recorded_cells`).
 
     Returns:
         One result record per cell, in cell order, as its run directory holds it.
@@ -39,7 +49,8 @@ def run_cells(sweep: Sweep, executor: Executor, device: str = "auto", progress: 
     """
     if write:
         check_records_writable(sweep.records)
-        old = read_records(sweep.records)
+    old = read_records(sweep.records)
+    recorded = recorded_cells(sweep, old) if skip_recorded else {}
     out = sweep.out.absolute()
     check_out(out)
     total, n = len(sweep.cells), 0
@@ -54,6 +65,10 @@ def run_cells(sweep: Sweep, executor: Executor, device: str = "auto", progress: 
                   flush=True)
 
     for cfg in sweep.cells:
+        if cfg.config_hash() in recorded:
+            records[cfg.config_hash()] = recorded[cfg.config_hash()]
+            note(cfg, "skipped (recorded)")
+            continue
         done = trusted_result(out / cfg.dir_name(), cfg)
         if done is None:
             todo.append(cfg)
