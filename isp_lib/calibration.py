@@ -172,9 +172,51 @@ def calibrate(ctx: RunContext, examples: int, visit: Visit) -> None:
             replacement from the stream ``subset:calib`` of the run seed.
         visit: see :func:`weight_inputs`.
     """
+    batch, size = _calibration_batch(ctx, examples)
+    weight_inputs(ctx.model, ctx.params, batch, visit)
+    ctx.ledger.add(CALIB_PHASE, math.ceil(size / ctx.hp.batch_size), size)
+
+
+def _calibration_batch(ctx: RunContext, examples: int) -> tuple[dict[str, torch.Tensor], int]:
+    """The run's calibration examples as one batch on its device, and their number."""
     n = len(ctx.train_set)
     size = min(n, examples)
     indices = np.sort(stream_rng(ctx.seed, "subset:calib").choice(n, size=size, replace=False))
-    batch = move(ctx.collate([ctx.train_set[int(i)] for i in indices]), ctx.device)
-    weight_inputs(ctx.model, ctx.params, batch, visit)
+    return move(ctx.collate([ctx.train_set[int(i)] for i in indices]), ctx.device), size
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(ctx: RunContext, examples: int) -> bool:
+    """Re-estimate every BatchNorm's running mean and variance on the calibration examples,
+    with the weights as they are now: after a post-training prune the statistics of the
+    dense model no longer describe the pruned layers' outputs (the batch-norm tuning that
+    Frantar et al., 2022, "Optimal Brain Compression", apply after pruning CNNs).
+
+    The statistics are reset and set to those of one forward of the examples (one batch, the
+    calibration pass's), in train mode for the BatchNorm layers only; nothing else changes.
+
+    Args:
+        ctx: the run; its model, training split and seed.
+        examples: as for :func:`calibrate` (the same examples).
+
+    Returns:
+        Whether the model has a BatchNorm layer (only then is a pass made and counted).
+    """
+    norms = [m for m in ctx.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return False
+    batch, size = _calibration_batch(ctx, examples)
+    was_training, momenta = ctx.model.training, [m.momentum for m in norms]
+    try:
+        ctx.model.eval()
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average: after one batch, its statistics
+            m.train()
+        ctx.model(**{k: v for k, v in batch.items() if k != "labels"})
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        ctx.model.train(was_training)
     ctx.ledger.add(CALIB_PHASE, math.ceil(size / ctx.hp.batch_size), size)
+    return True

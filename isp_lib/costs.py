@@ -23,6 +23,7 @@ from typing import Any
 
 from isp_lib.context import RunContext
 from isp_lib.masks import rounds_to_reach
+from isp_lib.models.registry import BATCHNORM
 from isp_lib.profiles import Hparams
 from isp_lib.scaled import isp_rounds
 
@@ -35,14 +36,16 @@ class RunSize:
     Args:
         n_train: training examples (after the profile's caps and the validation carve).
         hp: the run's hyperparameters.
+        family: the model family, if known (:data:`~isp_lib.models.registry.BATCHNORM`).
     """
 
     steps_per_epoch = RunContext.steps_per_epoch
     budget = RunContext.budget
 
-    def __init__(self, n_train: int, hp: Hparams) -> None:
+    def __init__(self, n_train: int, hp: Hparams, family: str | None = None) -> None:
         self.train_set = range(n_train)
         self.hp = hp
+        self.family = family
 
 
 @dataclass(frozen=True)
@@ -86,10 +89,12 @@ def _grasp(size: RunSize, opts: Any, sparsity: float, labels: int) -> tuple[int,
 
 def _calibrated(size: RunSize, opts: Any, sparsity: float, labels: int) -> tuple[int, bool]:
     """One calibration pass (forwards, counted as steps), the dense fine-tune before it with
-    ``start=finetuned`` and the fine-tune after it, if any."""
+    ``start=finetuned``, and the fine-tune after it, or without it a second pass for a model
+    with BatchNorm layers (:func:`~isp_lib.calibration.recalibrate_batchnorm`)."""
     calib = _score_steps(len(size.train_set), opts.calib_examples, size.hp.batch_size)
     first = size.budget if opts.start == "finetuned" else 0
-    return first + calib + (size.budget if opts.finetune else 0), False
+    after = size.budget if opts.finetune else calib if size.family in BATCHNORM else 0
+    return first + calib + after, False
 
 
 def _isp(size: RunSize, opts: Any, sparsity: float, labels: int) -> tuple[int, bool]:
@@ -138,7 +143,7 @@ RULES: dict[str, Rule] = {
 
 
 def plan_steps(method: str, n_train: int, hp: Hparams, options: Any, sparsity: float,
-               labels: int) -> Plan:
+               labels: int, family: str | None = None) -> Plan:
     """The optimizer steps of one run, before it runs.
 
     Args:
@@ -149,12 +154,13 @@ def plan_steps(method: str, n_train: int, hp: Hparams, options: Any, sparsity: f
         sparsity: the target sparsity.
         labels: the classifier's outputs (1 for regression); GraSP's scoring batch has
             ``per_class`` examples of each class.
+        family: the model family (``isp_lib.runs.resolve``), where a cost depends on it.
 
     Returns:
         The :class:`Plan`; a method without a rule in :data:`RULES` is counted as one T,
         with a note that says so.
     """
-    size = RunSize(n_train, hp)
+    size = RunSize(n_train, hp, family)
     rule = RULES.get(method)
     if rule is None:
         return Plan(size.budget, size.budget, bound=False,

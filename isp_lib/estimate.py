@@ -273,7 +273,7 @@ def estimate_sweep(sweep: Sweep, gpu: str | None = None) -> dict[str, Any]:
         res = resolve(cfg)
         hp = res.hparams
         n_train, labels = data_size(cfg.data, cfg.profile)
-        plan = plan_steps(cfg.method, n_train, hp, res.options, cfg.sparsity, labels)
+        plan = plan_steps(cfg.method, n_train, hp, res.options, cfg.sparsity, labels, res.family)
         scale_key = (cfg.model, cfg.data, cfg.profile, hp.batch_size)
         if scale_key not in scales:
             scales[scale_key] = _scale(cfg, hp.batch_size, n_train, plan.budget, key)

@@ -104,7 +104,8 @@ def test_planned_steps_are_the_committed_records():
                 continue  # made by other code: not this code's plan
             res = runs.resolve(cfg)
             n_train, labels = estimate.data_size(cfg.data, cfg.profile)
-            plan = plan_steps(cfg.method, n_train, res.hparams, res.options, cfg.sparsity, labels)
+            plan = plan_steps(cfg.method, n_train, res.hparams, res.options, cfg.sparsity, labels,
+                              res.family)
             assert plan.budget == r["budget_steps"], path.name
             assert (plan.steps >= r["train_steps"]) if plan.bound else \
                 (plan.steps == r["train_steps"]), (path.name, cfg.method)

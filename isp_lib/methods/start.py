@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from isp_lib.calibration import recalibrate_batchnorm
 from isp_lib.context import RunContext, random_state, set_random_state
 from isp_lib.errors import UserError
 from isp_lib.methods.base import PruneState
@@ -37,7 +38,9 @@ DENSE_PHASE = "dense"
 class StartOptions:
     """Attributes:
     finetune: fine-tune the pruned model for the budget T, as one-shot does; ``false``: no
-        training after the prune (the method's own setting, with ``start=finetuned``).
+        training after the prune (the method's own setting, with ``start=finetuned``); a
+        model with BatchNorm layers then has their statistics re-estimated on the
+        calibration examples (:func:`~isp_lib.calibration.recalibrate_batchnorm`).
     start: what is pruned: ``pretrained`` (the starting weights) or ``finetuned`` (those
         weights fine-tuned densely for T first, as the ``dense`` method does; shared by the
         runs of an out folder). ``finetune=false`` with ``pretrained`` is refused for models
@@ -115,8 +118,10 @@ def fine_tune_first(ctx: RunContext, state: StartState) -> None:
 
 
 def finish(ctx: RunContext, opts: Any) -> None:
-    """The fine-tune after the prune: T steps (``finetune``), else one evaluation of the pruned
-    weights. After a dense fine-tune its trainer has a name of its own, so a resume never
-    mistakes one for the other."""
+    """The fine-tune after the prune: T steps (``finetune``), else the BatchNorm statistics
+    re-estimated (if any) and one evaluation of the pruned weights. After a dense fine-tune
+    its trainer has a name of its own, so a resume never mistakes one for the other."""
+    if not opts.finetune and ctx.selection is None:  # not yet evaluated: not on a resume
+        recalibrate_batchnorm(ctx, opts.calib_examples)
     trainer = ctx.make_trainer("final" if opts.start == "pretrained" else "refinetune")
     ctx.finetune(trainer, ctx.budget if opts.finetune else 0)

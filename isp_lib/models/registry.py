@@ -50,6 +50,9 @@ class ModelSpec:
 #: is built from its text tower): without any training such a model predicts at chance.
 HEAD_UNTRAINED = frozenset({"bert", "cnn"})
 
+#: The families with BatchNorm layers (EfficientNet-Lite0).
+BATCHNORM = frozenset({"cnn"})
+
 MODELS: dict[str, ModelSpec] = {
     "minilm": ModelSpec(
         family="bert", kind="text", default_source=MINILM_PACKAGE, pooling="mean",
