@@ -247,10 +247,12 @@ def current_commit() -> str:
 
 
 def host_info(device: torch.device) -> dict[str, Any]:
-    """Cores, torch threads, device and its name."""
+    """Cores, torch threads, device and its name, and the CPU's vector instructions that
+    torch's kernels use (``AVX2``, ``AVX512``, ...: float results may differ between them)."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     return {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "device": device.type, "device_name": name or platform.machine(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "hostname": platform.node()}
 
 
