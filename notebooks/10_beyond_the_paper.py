@@ -35,6 +35,10 @@
 # chapters' dense arm, then pruned); and does ISP still win when the mask must be 2:4? Every
 # arm's cost, in units of T (the steps of one fine-tune), stands beside its accuracy. The
 # calibration pass is its own ledger phase (`T: calib`), the dense fine-tune too (`T: dense`).
+# A post-training prune leaves the dense model's BatchNorm statistics behind, and they no
+# longer describe the pruned layers; so on the CNN stand-in those arms re-estimate them on the
+# calibration examples after the prune, the batch-norm tuning of Frantar et al. (2022), one more
+# counted pass (MiniLM has LayerNorm only).
 #
 # Why not prune the pretrained weights without any training? The testbeds' classification
 # heads are new and untrained, so that model would guess; the kit refuses the setting for
