@@ -124,14 +124,18 @@ def flops(records: Sequence[dict]) -> pd.DataFrame:
 def recommend(records: Sequence[dict], margin: float = 0.5) -> pd.DataFrame:
     """Per setting: the arm to pick on validation, and the cheapest one nearly as good.
 
+    The means of a setting are taken over the seeds that every arm of it has (paired), so an
+    arm with more seeds recorded than another is not judged on other draws; ``seeds`` says
+    how many.
+
     Args:
-        records: result records of several arms (the same seeds, for a fair mean).
+        records: result records of several arms.
         margin: points of mean validation metric the cheaper pick may give up.
 
     Returns:
         One row per setting with :data:`COLUMNS`; empty without records.
     """
-    table = arms(records)
+    table = arms(_common_seeds(records))
     if table.empty:
         return pd.DataFrame(columns=list(COLUMNS)).set_index("setting")
     rows = []
@@ -144,6 +148,19 @@ def recommend(records: Sequence[dict], margin: float = 0.5) -> pd.DataFrame:
                      cheap, group.loc[cheap, "cost (T)"], group.loc[cheap, "test"],
                      len(group), int(group["seeds"].min())])
     return pd.DataFrame(rows, columns=list(COLUMNS)).set_index("setting")
+
+
+def _common_seeds(records: Sequence[dict]) -> list[dict]:
+    """The records of each setting's seeds that every arm of the setting has."""
+    df = tidy_costs(records)
+    if df.empty:
+        return list(records)
+    df = df.assign(setting=df.apply(_setting, axis=1), at=range(len(df)))
+    keep: list[int] = []
+    for _, group in df[df["sparsity"] > 0].groupby("setting"):
+        shared = set.intersection(*(set(g["seed"]) for _, g in group.groupby("label")))
+        keep += group.loc[group["seed"].isin(shared), "at"].tolist()
+    return [records[i] for i in sorted(keep)]
 
 
 def plot_cost_accuracy(records: Sequence[dict], ax: Axes, title: str = "") -> Axes:

@@ -142,7 +142,9 @@ analysis.show_verdicts(analysis.claim_table(language, pick.claims(LANGUAGE_MODEL
 # ## What to pick
 # Chosen as a practitioner without a test set would choose: per setting, the arm with the best
 # mean **validation** accuracy, and the cheapest arm within half a point of it on validation;
-# their cost and test accuracy are reported beside them (`isp_lib.pick.recommend`).
+# their cost and test accuracy are reported beside them (`isp_lib.pick.recommend`). The means
+# are over the seeds that every arm of the setting has recorded (`seeds`), so the arms are
+# compared on the same draws.
 
 # %%
 analysis.show(pick.recommend(vision))

@@ -59,6 +59,13 @@ def test_recommend_picks_on_validation_never_on_test(recs):
     assert pick.recommend([]).empty
 
 
+def test_recommend_compares_arms_on_the_seeds_they_share(recs):
+    extra = [record("wanda", seed, 99.0, 99.0, 10) for seed in (3, 4)]  # isp has no seed 3, 4
+    table = pick.recommend(recs + extra)
+    assert table.loc["50%", "best on validation"] == "isp" and table.loc["50%", "seeds"] == 3
+    assert table.loc["2:4", "seeds"] == 3  # other settings keep their seeds
+
+
 def test_claims_cover_every_calibrated_arm_and_the_2_4_arms():
     claims = pick.claims()
     assert {(c.b, c.sparsity) for c in claims if c.a == "isp"} == {
