@@ -20,6 +20,17 @@ from isp_lib.verdicts import run_label
 IDENTICAL_SEEDS = 3
 
 
+def collapsed(record: dict) -> bool:
+    """Whether a run predicts a single class on the whole test split (False without a
+    ``test_confusion``, e.g. for regression).
+
+    >>> collapsed({"test_confusion": [[0, 5], [0, 10]]}), collapsed({"test_confusion": None})
+    (True, False)
+    """
+    conf = record.get("test_confusion")
+    return bool(conf) and predicted_classes(conf) == 1
+
+
 def health(records: Sequence[dict]) -> pd.DataFrame:
     """Per cell (data set, arm, sparsity): seeds, distinct test metrics and collapsed seeds.
 
@@ -48,7 +59,7 @@ def health(records: Sequence[dict]) -> pd.DataFrame:
         rows.append({"data": r["data"], "label": run_label(r),
                      "sparsity": round(float(r["target_sparsity"]), 4),
                      "metric": round(float(r["test_metric"]), 9),
-                     "collapsed": bool(conf) and predicted_classes(conf) == 1,
+                     "collapsed": collapsed(r),
                      "majority": 100.0 * counts.max() / counts.sum() if conf else np.nan})
     if not rows:
         return pd.DataFrame(columns=cols)

@@ -6,7 +6,10 @@ pick is made the way a practitioner would make it without a test set: on **valid
 accuracy. :func:`recommend` names, per sparsity (a 2:4 pattern is its own row), the arm with
 the best mean validation metric (the cheaper on a tie) and the cheapest arm within ``margin``
 points of it on validation, and reports both arms' cost in units of T and mean test metric,
-once, beside them. :func:`plot_cost_accuracy` draws every arm at its mean cost and mean test metric.
+once, beside them, and how many of the best arm's runs predict a single class on the test
+split (a health check, never a criterion: where every run does, no arm of that setting does
+better than guessing the majority class). :func:`plot_cost_accuracy` draws every arm at its
+mean cost and mean test metric.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from isp_lib.analysis import NO_RECORDS, Claim, against, tidy_costs, with_flops
+from isp_lib.health import collapsed
 from isp_lib.verdicts import claim_wording
 
 if TYPE_CHECKING:
@@ -40,7 +44,7 @@ ARMS = ("isp", "oneshot", *CALIBRATED, *TWO_FOUR)
 FLOP_COLUMNS = ("density", "inference GFLOPs", "of dense")
 
 #: The columns of :func:`recommend`.
-COLUMNS = ("setting", "best on validation", "its cost (T)", "its test",
+COLUMNS = ("setting", "best on validation", "its cost (T)", "its test", "its one-class runs",
            "cheapest within margin", "cheapest's cost (T)", "cheapest's test", "arms", "seeds")
 
 
@@ -71,13 +75,14 @@ def _setting(row: pd.Series) -> str:
 
 def arms(records: Sequence[dict]) -> pd.DataFrame:
     """Per setting (sparsity, or 2:4) and arm: mean validation and test metric, cost in T,
-    seeds.
+    seeds, and the runs that predict a single class on the test split.
 
     Args:
         records: result records (runs at sparsity 0 are left out).
 
     Returns:
-        Indexed by ``setting`` and ``label``: ``val``, ``test``, ``cost (T)``, ``seeds``.
+        Indexed by ``setting`` and ``label``: ``val``, ``test``, ``cost (T)``, ``seeds``,
+        ``one class`` (runs predicting one class, :func:`isp_lib.health.collapsed`).
 
     >>> rec = lambda m, s, v, t: {"method": m, "config": {"overrides": [], "profile": "cpu"},
     ...     "target_sparsity": s, "val_metric": v, "test_metric": t, "seed": 0,
@@ -86,13 +91,15 @@ def arms(records: Sequence[dict]) -> pd.DataFrame:
     {('50%', 'isp'): 79.0}
     """
     df = tidy_costs(records)
+    df = df.assign(one_class=[collapsed(r) for r in records]) if len(df) else df
     df = df[df["sparsity"] > 0] if len(df) else df
     if df.empty:
-        return pd.DataFrame(columns=["val", "test", "cost (T)", "seeds"])
+        return pd.DataFrame(columns=["val", "test", "cost (T)", "seeds", "one class"])
     df = df.assign(setting=df.apply(_setting, axis=1))
     g = df.groupby(["setting", "label"], sort=True)
     return g.agg(val=("val_metric", "mean"), test=("test_metric", "mean"),
-                 **{"cost (T)": ("cost (T)", "mean")}, seeds=("seed", "nunique"))
+                 **{"cost (T)": ("cost (T)", "mean")}, seeds=("seed", "nunique"),
+                 **{"one class": ("one_class", "sum")})
 
 
 def flops(records: Sequence[dict]) -> pd.DataFrame:
@@ -145,7 +152,8 @@ def recommend(records: Sequence[dict], margin: float = 0.5) -> pd.DataFrame:
         near = group[group["val"] >= group.loc[best, "val"] - margin]
         cheap = near.sort_values(["cost (T)", "val"], ascending=[True, False]).index[0]
         rows.append([setting, best, group.loc[best, "cost (T)"], group.loc[best, "test"],
-                     cheap, group.loc[cheap, "cost (T)"], group.loc[cheap, "test"],
+                     int(group.loc[best, "one class"]), cheap, group.loc[cheap, "cost (T)"],
+                     group.loc[cheap, "test"],
                      len(group), int(group["seeds"].min())])
     return pd.DataFrame(rows, columns=list(COLUMNS)).set_index("setting")
 

@@ -103,8 +103,9 @@ language = analysis.select(analysis.load(LANGUAGE, PROFILE, RECOMPUTE, DEVICE,
 
 # %% [markdown]
 # ## Accuracy and cost
-# Per setting (a sparsity, or 2:4) and arm: mean validation and test accuracy over seeds and
-# the cost in units of T. The vision stand-in first, then MiniLM.
+# Per setting (a sparsity, or 2:4) and arm: mean validation and test accuracy over seeds, the
+# cost in units of T, and `one class`, the runs that predict a single class on the test split.
+# The vision stand-in first, then MiniLM.
 
 # %%
 analysis.show(pick.arms(vision))
@@ -144,7 +145,10 @@ analysis.show_verdicts(analysis.claim_table(language, pick.claims(LANGUAGE_MODEL
 # mean **validation** accuracy, and the cheapest arm within half a point of it on validation;
 # their cost and test accuracy are reported beside them (`isp_lib.pick.recommend`). The means
 # are over the seeds that every arm of the setting has recorded (`seeds`), so the arms are
-# compared on the same draws.
+# compared on the same draws. `its one-class runs` counts the best arm's runs that predict a
+# single class on the test split, a health check and never a criterion: where it equals
+# `seeds`, the best a practitioner can do at that setting is guess the majority class, so no
+# method is worth picking there.
 
 # %%
 analysis.show(pick.recommend(vision))

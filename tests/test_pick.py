@@ -105,3 +105,17 @@ def test_flops_per_arm_are_the_flop_models_means(recs, monkeypatch):
     assert row["inference GFLOPs"] == pytest.approx(4.0)
     assert row["of dense"] == pytest.approx(0.5)
     assert pick.flops([]).empty
+
+
+def test_recommend_counts_the_best_arms_runs_that_predict_one_class(recs):
+    for r in recs:
+        guessing = r["method"] == "isp" and r["target_sparsity"] == 0.5 and not r["config"][
+            "overrides"]
+        r["test_confusion"] = [[0, 5], [0, 10]] if guessing else [[4, 1], [2, 8]]
+    assert pick.arms(recs).loc[("50%", "isp"), "one class"] == 3
+    assert pick.arms(recs).loc[("50%", "wanda"), "one class"] == 0
+    table = pick.recommend(recs)
+    assert table.loc["50%", "best on validation"] == "isp"
+    assert table.loc["50%", "its one-class runs"] == 3  # reported, not used to choose
+    assert table.loc["2:4", "its one-class runs"] == 0
+    assert list(table.reset_index().columns) == list(pick.COLUMNS)
