@@ -9,7 +9,7 @@ points of it on validation, and reports both arms' cost in units of T and mean t
 once, beside them, and how many of the best arm's runs predict a single class on the test
 split (a health check, never a criterion: where every run does, no arm of that setting does
 better than guessing the majority class). :func:`plot_cost_accuracy` draws every arm at its
-mean cost and mean test metric.
+mean cost and mean test metric, one panel per setting.
 """
 
 from __future__ import annotations
@@ -39,6 +39,16 @@ TWO_FOUR = tuple(f"{m} (pattern=2:4)" for m in ("isp", "oneshot", "wanda", "spar
 
 #: Every arm of chapter 10 (ISP and one-shot unstructured come from the headline sweeps).
 ARMS = ("isp", "oneshot", *CALIBRATED, *TWO_FOUR)
+
+#: The panels of :func:`plot_cost_accuracy`, in order.
+SETTINGS = ("50%", "70%", "90%", "2:4")
+
+#: The methods of :func:`plot_cost_accuracy`, in the order of their colours.
+FAMILIES = ("isp", "oneshot", *CALIBRATED)
+
+#: How far apart :func:`plot_cost_accuracy` draws arms of equal cost: a share of the panel's
+#: range of costs (at least 0.1 T).
+SPREAD = 0.04
 
 #: The columns of :func:`flops`.
 FLOP_COLUMNS = ("density", "inference GFLOPs", "of dense")
@@ -171,40 +181,66 @@ def _common_seeds(records: Sequence[dict]) -> list[dict]:
     return [records[i] for i in sorted(keep)]
 
 
-def plot_cost_accuracy(records: Sequence[dict], ax: Axes, title: str = "") -> Axes:
-    """Every arm at its mean cost (units of T, log scale) and mean test metric; the marker
-    says the setting, the colour the method, the bars span the seeds' test metrics.
+def plot_cost_accuracy(records: Sequence[dict], axes: Sequence[Axes], title: str = "",
+                       legend: bool = True) -> Sequence[Axes]:
+    """One panel per setting of :data:`SETTINGS`: every arm at its mean cost (units of T) and
+    mean test metric, the bars spanning the seeds' test metrics. The colour says the method,
+    the same on every call; arms of equal cost (Wanda and SparseGPT count the same calibration
+    pass) are spread a little sideways so that none hides another.
 
     Args:
         records: result records.
-        ax: the axes.
-        title: the axes' title.
+        axes: one per setting, in the order of :data:`SETTINGS`.
+        title: the start of each panel's title (e.g. the testbed).
+        legend: draw the methods' legend right of the last panel.
 
     Returns:
-        The axes ("no records yet" written on them when there are none).
+        The axes ("no records yet" written on a panel whose setting has none).
     """
-    ax.set_title(title, fontsize=10)
     df = tidy_costs(records)
     df = df[df["sparsity"] > 0] if len(df) else df
-    if df.empty:
-        ax.text(0.5, 0.5, NO_RECORDS, ha="center", va="center", transform=ax.transAxes)
-        return ax
-    df = df.assign(setting=df.apply(_setting, axis=1),
-                   family=df["label"].str.replace(r" \(pattern=2:4\)", "", regex=True))
-    markers = dict(zip(sorted(df["setting"].unique()), "osD^vP*X", strict=False))
-    colours = {f: f"C{i}" for i, f in enumerate(sorted(df["family"].unique()))}
-    for (setting, family), g in df.groupby(["setting", "family"], sort=True):
-        cost, acc = g["cost (T)"].mean(), g["test_metric"]
-        ax.errorbar(max(cost, 1e-3), acc.mean(), color=colours[family],
-                    yerr=[[acc.mean() - acc.min()], [acc.max() - acc.mean()]],
-                    marker=markers[setting], linestyle="none", capsize=2, markersize=6)
-    for family, colour in colours.items():
-        ax.plot([], [], color=colour, marker="o", linestyle="none", label=family)
-    for setting, marker in markers.items():
-        ax.plot([], [], color="grey", marker=marker, linestyle="none", label=setting)
-    ax.set_xscale("log")
-    ax.set_xlabel("cost (units of T, log scale)")
-    ax.set_ylabel(f"test {df['metric_name'].iloc[0]} (%)")
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3)
-    return ax
+    if len(df):
+        df = df.assign(setting=df.apply(_setting, axis=1),
+                       family=df["label"].str.replace(r" \(pattern=2:4\)", "", regex=True))
+    for ax, setting in zip(axes, SETTINGS, strict=False):
+        ax.set_title(f"{title} · {setting}" if title else setting, fontsize=10)
+        panel = df[df["setting"] == setting] if len(df) else df
+        if panel.empty:
+            ax.text(0.5, 0.5, NO_RECORDS, ha="center", va="center", transform=ax.transAxes)
+            continue
+        means = panel.groupby("family")["cost (T)"].mean().round(3)
+        step = SPREAD * max(means.max() - means.min(), 0.1)
+        for family, g in panel.groupby("family", sort=True):
+            twins = sorted(means.index[means == means[family]], key=_family_order)
+            shift = (twins.index(family) - (len(twins) - 1) / 2) * step
+            acc = g["test_metric"]
+            ax.errorbar(g["cost (T)"].mean() + shift, acc.mean(), color=_colour(family),
+                         yerr=[[acc.mean() - acc.min()], [acc.max() - acc.mean()]],
+                         marker="o", linestyle="none", capsize=2, markersize=5)
+        ax.set_xlabel("cost (units of T)")
+        if ax is axes[0]:
+            ax.set_ylabel(f"test {panel['metric_name'].iloc[0]} (%)")
+        ax.xaxis.set_major_formatter("{x:.2f}")
+        ax.margins(x=0.25)
+        ax.grid(alpha=0.3)
+    if legend and len(df):
+        handles = [ax.plot([], [], color=_colour(f), marker="o", linestyle="none",
+                           label=_short(f))[0] for f in FAMILIES]
+        axes[-1].legend(handles=handles, fontsize=8, loc="upper left",
+                        bbox_to_anchor=(1.02, 1.0))
+    return axes
+
+
+def _family_order(family: str) -> int:
+    """A method's place in :data:`FAMILIES` (unknown ones last)."""
+    return FAMILIES.index(family) if family in FAMILIES else len(FAMILIES)
+
+
+def _colour(family: str) -> str:
+    """A method's colour, the same in every panel and on every testbed."""
+    return f"C{_family_order(family)}"
+
+
+def _short(family: str) -> str:
+    """A method's legend entry: the post-training setting said in words."""
+    return family.replace(f" ({POST_TRAINING})", ", post-training")

@@ -115,14 +115,16 @@ analysis.show(pick.arms(language))
 
 # %% [markdown]
 # ## Figure
-# Every arm at its mean cost (log scale) and mean test accuracy; colour: the method, marker:
-# the setting; bars: the lowest and highest seed. Every arm costs about one T or more: the
-# post-training arms spend theirs before the prune (the dense fine-tune), the others after it.
+# One panel per setting, the vision stand-in on top and MiniLM below: every arm at its mean
+# cost and mean test accuracy; colour: the method; bars: the lowest and highest seed. Arms of
+# equal cost (Wanda and SparseGPT count the same calibration pass) are drawn a little apart.
+# Every arm costs about one T or more: the post-training arms spend theirs before the prune
+# (the dense fine-tune), the others after it.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
-pick.plot_cost_accuracy(vision, axes[0], title=f"{VISION_MODEL} on {VISION_DATA}")
-pick.plot_cost_accuracy(language, axes[1], title=f"{LANGUAGE_MODEL} on {LANGUAGE_DATA}")
+fig, axes = plt.subplots(2, 4, figsize=(12, 6), layout="constrained")
+pick.plot_cost_accuracy(vision, axes[0], title=VISION_MODEL)
+pick.plot_cost_accuracy(language, axes[1], title=LANGUAGE_MODEL, legend=False)
 plt.show()
 
 # %% [markdown]

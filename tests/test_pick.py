@@ -74,16 +74,33 @@ def test_claims_cover_every_calibrated_arm_and_the_2_4_arms():
         "oneshot (pattern=2:4)", "wanda (pattern=2:4)", "sparsegpt (pattern=2:4)", "isp"}
 
 
-def test_plot_draws_one_point_per_arm_and_setting(recs):
-    fig, ax = plt.subplots()
-    pick.plot_cost_accuracy(recs, ax, title="t")
-    assert ax.get_xscale() == "log" and ax.get_title() == "t"
-    assert len(ax.containers) == 5  # isp, wanda, post-training wanda at 50%; 2 at 2:4
-    empty_fig, empty = plt.subplots()
+def test_plot_draws_one_point_per_arm_in_its_settings_panel(recs):
+    fig, axes = plt.subplots(1, len(pick.SETTINGS))
+    pick.plot_cost_accuracy(recs, axes, title="t")
+    assert [ax.get_title() for ax in axes] == [f"t · {s}" for s in pick.SETTINGS]
+    by_setting = dict(zip(pick.SETTINGS, axes, strict=True))
+    assert len(by_setting["50%"].containers) == 3  # isp, wanda, post-training wanda
+    assert len(by_setting["2:4"].containers) == 2  # isp and oneshot at 2:4
+    assert [t.get_text() for t in by_setting["70%"].texts] == ["no records yet"]
+    legend = [t.get_text() for t in axes[-1].get_legend().get_texts()]
+    assert "wanda, post-training" in legend and len(legend) == len(pick.FAMILIES)
+    empty_fig, empty = plt.subplots(1, len(pick.SETTINGS))
     pick.plot_cost_accuracy([], empty)
-    assert [t.get_text() for t in empty.texts] == ["no records yet"]
+    assert all([t.get_text() for t in ax.texts] == ["no records yet"] for ax in empty)
     plt.close(fig)
     plt.close(empty_fig)
+
+
+def test_plot_keeps_one_colour_per_method_and_spreads_equal_costs(recs):
+    recs = recs + [record("wanda", s, 70.0, 70.0, 12, overrides=TWO_FOUR) for s in range(3)]
+    fig, axes = plt.subplots(1, len(pick.SETTINGS))
+    pick.plot_cost_accuracy(recs, axes)
+    two_four = dict(zip(pick.SETTINGS, axes, strict=True))["2:4"]
+    points = {c.lines[0].get_color(): c.lines[0].get_xdata()[0] for c in two_four.containers}
+    assert len(points) == 3  # isp, oneshot, wanda: three colours
+    isp, wanda = points["C0"], points["C2"]  # both cost 1.2 T
+    assert isp != wanda and abs(isp - wanda) < 0.05
+    plt.close(fig)
 
 
 def test_flops_per_arm_are_the_flop_models_means(recs, monkeypatch):
